@@ -1,0 +1,1 @@
+"""Instructor tooling around nbgrader: release, collect, repair, grade, feedback, report."""

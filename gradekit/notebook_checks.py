@@ -1,0 +1,87 @@
+# Checking helpers used by the visible and the hidden tests of every lab.
+# This cell is read-only: the autograder restores it, so editing it changes nothing.
+# Each check raises CheckFailed with a message that names the function, what was
+# expected (shape, value, where) and a hint.
+import math
+
+import torch
+
+
+class CheckFailed(AssertionError):
+    """A check that failed, with a message written for the student."""
+
+
+def fail(name, problem, hint=""):
+    message = f"{name}: {problem}"
+    if hint:
+        message += f"\n  Hint: {hint}"
+    raise CheckFailed(message)
+
+
+def make_generator(seed):
+    """A private random generator, so that checks are reproducible and leave the global seed alone."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _clone(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_clone(v) for v in value)
+    return value
+
+
+def call(name, function, *args, **kwargs):
+    """Call a student's function; report exceptions and in-place changes to its tensor arguments."""
+    before = [_clone(a) for a in args]
+    try:
+        result = function(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except Exception as error:  # any error in student code becomes a readable failure
+        fail(name, f"raised {type(error).__name__}: {error}",
+             "run the cell that defines it on a small example and read the error.")
+    for position, (old, new) in enumerate(zip(before, args)):
+        if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor):
+            if old.shape != new.shape or not torch.equal(old, new.detach()):
+                fail(name, f"changed its argument number {position + 1} in place.",
+                     "compute a new tensor (w = w - ...) instead of modifying the input "
+                     "(w -= ..., w.sub_(...), x[...] = ...).")
+    return result
+
+
+def _shape(value):
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def check_tensor(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
+    """`got` must be a tensor with exactly the shape of `expected` and close values."""
+    if not isinstance(got, torch.Tensor):
+        fail(name, f"returned a {type(got).__name__}; expected a torch.Tensor of shape "
+                   f"{tuple(expected.shape)}.", hint or "use torch operations, not Python numbers or numpy.")
+    if got.shape != expected.shape:
+        fail(name, f"returned shape {tuple(got.shape)}; expected {tuple(expected.shape)}.",
+             hint or "check which axis you reduce over, keepdim, and (N,) versus (N, 1) broadcasting.")
+    got64 = got.detach().to(torch.float64)
+    want64 = expected.detach().to(torch.float64)
+    bad = ~torch.isclose(got64, want64, rtol=rtol, atol=atol, equal_nan=False)
+    if bad.any():
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        error = (got64 - want64).abs().nan_to_num(nan=math.inf).max().item()
+        fail(name, f"wrong value at index {where}: got {got64[where].item():.6g}, expected "
+                   f"{want64[where].item():.6g} ({int(bad.sum())} of {bad.numel()} values wrong, "
+                   f"largest error {error:.3g}; tolerance rtol={rtol:g}, atol={atol:g}).", hint)
+
+
+def check_scalar(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
+    """`got` must be a tensor holding one number (any shape with one element) close to `expected`."""
+    if not isinstance(got, torch.Tensor):
+        fail(name, f"returned a {type(got).__name__}; expected a tensor holding one number.",
+             hint or "return a torch.Tensor (for example torch.mean(...)), not a Python number.")
+    if got.numel() != 1:
+        fail(name, f"returned shape {tuple(got.shape)} ({got.numel()} values); expected a single number.",
+             hint or "reduce over all samples (mean or sum) so that one number is left.")
+    value = float(got.detach().to(torch.float64).reshape(()))
+    if not math.isclose(value, float(expected), rel_tol=rtol, abs_tol=atol):
+        fail(name, f"returned {value:.6g}; expected {float(expected):.6g} "
+                   f"(tolerance rtol={rtol:g}, atol={atol:g}).", hint)
