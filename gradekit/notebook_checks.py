@@ -41,7 +41,7 @@ def call(name, function, *args, **kwargs):
     except Exception as error:  # any error in student code becomes a readable failure
         fail(name, f"raised {type(error).__name__}: {error}",
              "run the cell that defines it on a small example and read the error.")
-    for position, (old, new) in enumerate(zip(before, args)):
+    for position, (old, new) in enumerate(zip(before, args, strict=True)):
         if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor):
             if old.shape != new.shape or not torch.equal(old, new.detach()):
                 fail(name, f"changed its argument number {position + 1} in place.",

@@ -22,4 +22,18 @@ def main(args: argparse.Namespace) -> int:
     for lab in args.labs or course.labs():
         release_lab(course, lab)
         print(f"released {lab} -> {course.release / lab}")
+    print("Open in Colab:", *colab_links(course), sep="\n  ")
     return 0
+
+
+def colab_links(course: Course) -> list[str]:
+    """Open-in-Colab links for release/, derived from the git remote `origin` (GitHub)."""
+    import re
+    import subprocess
+
+    remote = subprocess.run(["git", "remote", "get-url", "origin"], cwd=course.root, text=True,
+                            capture_output=True).stdout.strip()
+    match = re.search(r"github\.com[:/]([^/]+/[^/]+?)(?:\.git)?$", remote)
+    repo = match.group(1) if match else "OWNER/REPO"
+    return [f"https://colab.research.google.com/github/{repo}/blob/main/release/{lab}/"
+            f"{course.notebook_name(lab)}.ipynb" for lab in course.labs()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -45,3 +46,53 @@ def course_factory(tmp_path: Path):
         return build_course(tmp_path / name, labs)
 
     return factory
+
+
+def execute_notebook(nb, cwd: Path, env: dict[str, str] | None = None, timeout: int = 120):
+    """Execute a notebook in a fresh python3 kernel (errors recorded, not raised); returns it."""
+    import os
+
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return nb
+
+
+def error_and_stderr_outputs(nb) -> list[str]:
+    """Every error or stderr output of a notebook, as 'cell <i> (<grade_id>): <text>'."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                problems.append(f"cell {index} ({grade_id}): {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr":
+                problems.append(f"cell {index} ({grade_id}) wrote to stderr: {output.text[:500]}")
+    return problems
+
+
+def solution_text(source: str) -> str:
+    """An answer cell's source as a student who wrote the instructor's solution would have it."""
+    lines = [line for line in source.splitlines()
+             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+    return "\n".join(lines)
+
+
+def fill_release(release_nb, source_nb):
+    """The student notebook with every answer cell (code and written) filled with the solution."""
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c for c in source_nb.cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    filled = copy.deepcopy(release_nb)
+    for cell in filled.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in solutions:
+            cell.source = solution_text(solutions[grade_id].source)
+    return filled
