@@ -1,0 +1,3 @@
+"""Chaff: subtracts the bias."""
+def linear_regression(x, w, b):
+    return x @ w - b

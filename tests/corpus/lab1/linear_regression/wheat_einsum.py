@@ -1,0 +1,3 @@
+"""Wheat: torch.einsum."""
+def linear_regression(x, w, b):
+    return torch.einsum("nd,do->no", x, w) + b

@@ -1,0 +1,3 @@
+"""Chaff: applies the sigmoid twice."""
+def logistic_regression(x, w, b):
+    return sigmoid(sigmoid(linear_regression(x, w, b)))

@@ -1,0 +1,3 @@
+"""Wheat: torch.sigmoid on linear_regression."""
+def logistic_regression(x, w, b):
+    return torch.sigmoid(linear_regression(x, w, b))

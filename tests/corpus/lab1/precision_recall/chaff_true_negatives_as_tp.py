@@ -1,0 +1,11 @@
+"""Chaff: counts every correct prediction (also TN) as a true positive."""
+def precision(y_pred, y_true):
+    tp = (y_pred == y_true).sum()
+    fp = ((y_pred == 1) & (y_true == 0)).sum()
+    return tp / (tp + fp) if tp + fp > 0 else torch.tensor(0.0)
+
+
+def recall(y_pred, y_true):
+    tp = (y_pred == y_true).sum()
+    fn = ((y_pred == 0) & (y_true == 1)).sum()
+    return tp / (tp + fn) if tp + fn > 0 else torch.tensor(0.0)
