@@ -1,0 +1,157 @@
+"""`python -m gradekit bench`: our grader against plain sequential `nbgrader autograde`, same class.
+
+A generated class in build/bench: for every lab of source/, N students cycling through full
+(the instructor notebook), partial (the release with every other solution cell filled in
+from the source) and blank (the release) submissions. Each repeat grades a fresh copy of it
+with plain nbgrader, with `gradekit grade` (sandboxed) and with `gradekit grade --no-sandbox`,
+checks that all scores are identical, and prints wall times, medians, the speed-up and the
+per-submission cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from gradekit.course import REPO_ROOT, Course
+
+KINDS = ("full", "partial", "blank")
+MODES = {  # name -> extra arguments of `gradekit grade` (None: plain nbgrader)
+    "nbgrader": None,
+    "gradekit": [],
+    "gradekit --no-sandbox": ["--no-sandbox"],
+}
+
+
+def _with_venv_path() -> dict[str, str]:
+    # nbgrader runs `alembic` from PATH when it creates a gradebook.
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONWARNINGS": "ignore"}
+
+
+def _solution_sources(nb: nbformat.NotebookNode) -> dict[str, str]:
+    return {cell.metadata["nbgrader"]["grade_id"]: cell.source for cell in nb.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def make_submission(kind: str, source_nb: nbformat.NotebookNode,
+                    release_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    if kind == "full":
+        return source_nb
+    nb = nbformat.from_dict(release_nb)
+    if kind == "partial":
+        solutions = _solution_sources(source_nb)
+        answer_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        for cell in answer_cells[::2]:
+            cell.source = solutions.get(cell.metadata["nbgrader"]["grade_id"], cell.source)
+    return nb
+
+
+def build_class(source_course: Course, root: Path, students: int) -> tuple[Course, list[str]]:
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    shutil.copy(source_course.root / "nbgrader_config.py", root / "nbgrader_config.py")
+    labs = source_course.labs()
+    for lab in labs:
+        shutil.copytree(source_course.source / lab, root / "source" / lab)
+    course = Course(root)
+    for lab in labs:
+        subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force",
+                        "--log-level=WARN"], cwd=root, check=True, env=_with_venv_path(), capture_output=True)
+        name = course.notebook_name(lab)
+        source_nb = nbformat.read(course.source / lab / f"{name}.ipynb", as_version=4)
+        release_nb = nbformat.read(course.release / lab / f"{name}.ipynb", as_version=4)
+        for index in range(students):
+            kind = KINDS[index % len(KINDS)]
+            path = course.submitted / f"s{index:03d}_{kind}" / lab / f"{name}.ipynb"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(make_submission(kind, source_nb, release_nb), path)
+    return course, labs
+
+
+def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str] | None,
+               workers: int) -> tuple[float, dict]:
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(base.root, target)
+    course = Course(target)
+    started = time.monotonic()
+    for lab in labs:
+        if mode_args is None:
+            command = [sys.executable, "-m", "nbgrader", "autograde", lab, "--force", "--log-level=WARN"]
+        else:
+            command = [sys.executable, "-m", "gradekit", "grade", lab, "--course", str(target),
+                       "--workers", str(workers), *mode_args]
+        subprocess.run(command, cwd=target, env=_with_venv_path(), capture_output=True)
+    seconds = time.monotonic() - started
+    return seconds, scores(course, labs)
+
+
+def scores(course: Course, labs: list[str]) -> dict:
+    with Gradebook(course.db_url) as gb:
+        return {(lab, s.student.id): round(s.score, 6) for lab in labs for s in gb.assignment_submissions(lab)}
+
+
+def notebook_seconds(root: Path, labs: list[str]) -> list[float]:
+    """Seconds each notebook took once its warm executor got it (from the grader's status.json)."""
+    values = []
+    for lab in labs:
+        path = root / "reports" / lab / "status.json"
+        if path.exists():
+            values += [s["seconds"] for s in json.loads(path.read_text())["students"] if s["seconds"]]
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--students", type=int, default=20, help="students per lab")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--source", type=Path, default=REPO_ROOT, help="course whose source/ labs are used")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
+    parser.add_argument("--skip-no-sandbox", action="store_true", help="do not measure the sandbox overhead")
+
+
+def main(args: argparse.Namespace) -> int:
+    source_course = Course(args.source.resolve())
+    if not source_course.source.is_dir() or not source_course.labs():
+        print(f"no labs in {source_course.source}", file=sys.stderr)
+        return 1
+    base, labs = build_class(source_course, args.out.resolve() / "base", args.students)
+    submissions = args.students * len(labs)
+    modes = {k: v for k, v in MODES.items() if not (args.skip_no_sandbox and v == ["--no-sandbox"])}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    reference = None
+    identical = True
+    print(f"bench: labs {', '.join(labs)}; {submissions} submissions; {args.workers} workers")
+    for repeat in range(args.repeats):
+        for mode, mode_args in modes.items():
+            seconds, result = grade_once(base, args.out.resolve() / mode.replace(" ", ""), labs, mode_args,
+                                         args.workers)
+            times[mode].append(seconds)
+            reference = reference if reference is not None else result
+            same = result == reference and len(result) == submissions
+            identical &= same
+            print(f"  repeat {repeat + 1}: {mode:<22} {seconds:7.1f} s  "
+                  f"{'scores identical' if same else 'SCORES DIFFER'}", flush=True)
+    medians = {mode: statistics.median(values) for mode, values in times.items()}
+    for mode, median in medians.items():
+        print(f"median {mode:<22} {median:7.1f} s  {median / submissions:5.2f} s per submission")
+    print(f"speed-up gradekit vs nbgrader: {medians['nbgrader'] / medians['gradekit']:.2f}x")
+    if "gradekit --no-sandbox" in medians:
+        overhead = (medians["gradekit"] - medians["gradekit --no-sandbox"]) / submissions
+        print(f"sandbox overhead: {overhead:+.2f} s per submission")
+    floor = notebook_seconds(args.out.resolve() / "gradekit", labs)
+    if floor:
+        print(f"per-submission floor with the warm pool (notebook alone, in the sandbox): median "
+              f"{statistics.median(floor):.2f} s, max {max(floor):.2f} s")
+    print("scores identical in every run" if identical else "SCORES DIFFER between graders")
+    return 0 if identical else 1

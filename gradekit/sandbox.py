@@ -1,0 +1,325 @@
+"""Run one student notebook in a bubblewrap sandbox with resource limits.
+
+What a sandboxed notebook sees: a read-only system (/usr, /etc, the venv and the Python
+installation), a private /tmp, its own working copy at /submission (writable), and nothing
+else: not the course (source/, release/, gradebook.db, autograded/, other submissions), not
+/root, no network (own network namespace, so the kernel's ZMQ sockets live there too), its
+own pid/ipc/uts namespaces. It runs as an unprivileged uid (a fresh one per executor), so
+RLIMIT_NPROC is enforced (the kernel ignores it for root).
+
+Limits: wall time for the whole notebook (the process group is killed), CPU time
+(RLIMIT_CPU), address space (RLIMIT_AS), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE),
+no core dumps, and a cap on the bytes of output read back.
+
+Without bwrap (or with sandboxed=False) the same executor runs with the limits only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+EXECUTOR_SCRIPT = Path(__file__).with_name("execute.py")
+SANDBOX_EXECUTOR = "/opt/gradekit/execute.py"
+SANDBOX_WORKDIR = "/submission"
+FIRST_SANDBOX_UID = 61000
+SANDBOX_UIDS = 1000  # executors cycle through this many uids, so no two live ones share one
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+STARTUP_TIMEOUT = 120.0  # kernel start and warm imports, before the notebook's own clock starts
+
+_uid_counter = itertools.count()
+_uid_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 300.0  # whole notebook, wall-clock seconds
+    memory_mb: int = 4096  # address space per process (torch reserves ~1.5 GB of it at import)
+    cpu_seconds: int | None = None  # per process; default: the wall timeout
+    processes: int = 256  # tasks (processes and threads) of the sandbox's uid
+    file_size_mb: int = 64
+
+
+@dataclass
+class ExecutionResult:
+    status: str  # "done", "timed out", "crashed"
+    reason: str
+    notebook: NotebookNode  # the input notebook with the outputs of the cells that ran
+    seconds: float
+    log_tail: str = ""
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _next_uid() -> int:
+    with _uid_lock:
+        return FIRST_SANDBOX_UID + next(_uid_counter) % SANDBOX_UIDS
+
+
+def _limit_setter(limits: Limits):
+    cpu = int(limits.cpu_seconds or limits.timeout) + 5
+    memory = limits.memory_mb * 1024 * 1024
+    fsize = limits.file_size_mb * 1024 * 1024
+
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+
+    return apply
+
+
+def _environment(home: str, venv_bin: str) -> dict[str, str]:
+    """The kernel's environment: what `nbgrader autograde` sets, plus private config dirs."""
+    return {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "NBGRADER_EXECUTION": "autograde",
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime",
+        "IPYTHONDIR": f"{home}/.ipython",
+        "MPLCONFIGDIR": f"{home}/.matplotlib",
+        "XDG_CACHE_HOME": f"{home}/.cache",
+    }
+
+
+def _parent_dirs(paths: list[str]) -> list[str]:
+    """World-readable parent directories for bind mounts (bwrap would make them 0700)."""
+    parents = sorted({str(parent) for path in paths for parent in Path(path).parents if str(parent) != "/"},
+                     key=len)
+    return [arg for parent in parents for arg in ("--perms", "0755", "--dir", parent)]
+
+
+def _bwrap_command(workdir: Path, env: dict[str, str], as_root: bool) -> list[str]:
+    command = [bwrap_path() or "bwrap"]
+    if as_root:
+        # Privileged bwrap (no user namespace): the executor starts as root with only the caps
+        # to change uid and drops to a fresh unprivileged uid first thing, so that uid's
+        # RLIMIT_NPROC is enforced (the kernel ignores it for uid 0 and for root mapped in a
+        # user namespace).
+        command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        command += ["--unshare-user"]
+    command += [
+        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session", "--clearenv",
+        "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
+    ]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        target = Path("/", name)
+        if target.is_symlink():
+            command += ["--symlink", os.readlink(target), f"/{name}"]
+        elif target.is_dir():
+            command += ["--ro-bind", str(target), f"/{name}"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 1024 * 1024), "--tmpfs", "/tmp"]
+    if Path("/sys/devices/system/cpu").is_dir():  # torch reads the CPU topology
+        command += ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+    # Only the Python installation and the venv of the repository, read-only: the rest of the
+    # repository (the course) and /root do not exist in the sandbox.
+    command += _parent_dirs([sys.base_prefix, sys.prefix, SANDBOX_EXECUTOR])
+    command += ["--ro-bind", sys.base_prefix, sys.base_prefix,
+                "--ro-bind", sys.prefix, sys.prefix,
+                "--ro-bind", str(EXECUTOR_SCRIPT), SANDBOX_EXECUTOR,
+                "--bind", str(workdir), SANDBOX_WORKDIR,
+                "--chdir", SANDBOX_WORKDIR]
+    for key, value in env.items():
+        command += ["--setenv", key, value]
+    return command
+
+
+class RunningExecutor:
+    """A started executor (kernel up, modules imported) waiting for its notebook."""
+
+    def __init__(self, workdir: Path, limits: Limits, sandboxed: bool, warm_modules: list[str],
+                 execute_settings: dict) -> None:
+        self.workdir = workdir
+        self.limits = limits
+        self.sandboxed = sandboxed
+        self.events: queue.Queue = queue.Queue()
+        self.log_path = workdir.with_suffix(".log")
+        workdir.mkdir(parents=True)
+        read_end, write_end = os.pipe()
+        as_root = os.geteuid() == 0
+        uid = _next_uid() if sandboxed and as_root else None
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+        cwd = SANDBOX_WORKDIR if sandboxed else str(workdir)
+        settings = {"result_fd": write_end, "cwd": cwd, "warm_modules": warm_modules,
+                    "execute": execute_settings, "uid": uid}
+        python = str(Path(sys.prefix, "bin", "python"))
+        executor = SANDBOX_EXECUTOR if sandboxed else str(EXECUTOR_SCRIPT)
+        if sandboxed:
+            env = _environment("/tmp", str(Path(sys.prefix, "bin")))
+            command = [*_bwrap_command(workdir, env, as_root), python, executor, json.dumps(settings)]
+            popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        else:
+            home = workdir.with_suffix(".home")
+            home.mkdir()
+            command = [python, executor, json.dumps(settings)]
+            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")))
+        self.started = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=popen_env,
+                pass_fds=[write_end], start_new_session=True,
+                preexec_fn=_limit_setter(limits), cwd=str(workdir))
+        os.close(write_end)
+        self.reader = threading.Thread(target=self._read_events, args=(read_end,), daemon=True)
+        self.reader.start()
+
+    def _read_events(self, read_end: int) -> None:
+        received = 0
+        with os.fdopen(read_end, "rb") as stream:
+            for line in stream:
+                received += len(line)
+                if received > MAX_RESULT_BYTES:
+                    self.events.put({"event": "too much output"})
+                    return
+                try:
+                    self.events.put(json.loads(line))
+                except ValueError:
+                    self.events.put({"event": "garbled"})
+                    return
+        self.events.put({"event": "closed"})
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        if self.process.stdin:
+            self.process.stdin.close()
+
+    def _next_event(self, deadline: float) -> dict | None:
+        try:
+            return self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+
+    def _wait_ready(self) -> str | None:
+        """None when ready, else why the executor could not start."""
+        event = self._next_event(time.monotonic() + STARTUP_TIMEOUT)
+        if event is None:
+            return "the kernel did not start in time"
+        if event["event"] != "ready":
+            return "the kernel could not start"
+        return None
+
+    def run(self, nb: NotebookNode) -> ExecutionResult:
+        """Execute `nb` (a sanitized notebook) and return it with the outputs of the cells that ran."""
+        nb = nbformat.from_dict(nb)
+        problem = self._wait_ready()
+        started = time.monotonic()
+        if problem is None:
+            try:
+                self.process.stdin.write(nbformat.writes(nb).encode())
+                self.process.stdin.close()
+            except (BrokenPipeError, OSError):
+                problem = "the executor died before it got the notebook"
+        status, reason = ("crashed", problem) if problem else self._collect(nb, started)
+        self.kill()
+        seconds = time.monotonic() - started
+        if status != "done":
+            mark_not_run(nb, reason)
+        return ExecutionResult(status, reason, nb, seconds, self._log_tail())
+
+    def _collect(self, nb: NotebookNode, started: float) -> tuple[str, str]:
+        deadline = started + self.limits.timeout
+        while True:
+            event = self._next_event(deadline)
+            if event is None:
+                return "timed out", f"the notebook ran longer than {self.limits.timeout:g} s"
+            kind = event["event"]
+            if kind == "cell":
+                cell = nb.cells[event["index"]]
+                cell.outputs = [nbformat.from_dict(output) for output in event["outputs"]]
+                cell.execution_count = event["execution_count"]
+                cell.metadata["gradekit_ran"] = True
+            elif kind == "done":
+                return "done", ""
+            elif kind == "crashed":
+                return "crashed", event["reason"]
+            elif kind == "too much output":
+                return "crashed", f"more than {MAX_RESULT_BYTES // 2**20} MB of output"
+            else:
+                self.process.wait()
+                return "crashed", _exit_reason(self.process.returncode)
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_bytes()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _exit_reason(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        return f"the notebook's process was killed by {signal.Signals(-returncode).name}"
+    return f"the notebook's process exited (code {returncode}) before the end"
+
+
+def mark_not_run(nb: NotebookNode, reason: str) -> None:
+    """Give every code cell that did not run an error output, so nbgrader scores its test cells 0.
+
+    (nbgrader gives full points to a test cell without an error output, so an empty output
+    would reward a notebook that was stopped before its tests.)
+    """
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not cell.metadata.pop("gradekit_ran", False):
+            cell.outputs = [nbformat.v4.new_output(
+                "error", ename="NotRun", evalue=reason,
+                traceback=[f"NotRun: this cell was not run: {reason}"])]
+    for cell in nb.cells:
+        cell.metadata.pop("gradekit_ran", None)
+
+
+@dataclass
+class Sandbox:
+    """Starts executors, sandboxed when bwrap is available and wanted."""
+
+    scratch: Path
+    limits: Limits = field(default_factory=Limits)
+    sandboxed: bool = True
+    warm_modules: list[str] = field(default_factory=list)
+    execute_settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sandboxed = self.sandboxed and bwrap_path() is not None
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def start(self) -> RunningExecutor:
+        with self._lock:
+            workdir = self.scratch / f"run{next(self._counter):05d}"
+        return RunningExecutor(workdir, self.limits, self.sandboxed, self.warm_modules,
+                               self.execute_settings)
+
+
+def copy_into(executor: RunningExecutor, files: Path) -> None:
+    """Copy a submission's working files into a started executor's working directory."""
+    shutil.copytree(files, executor.workdir, dirs_exist_ok=True)
+    stat = executor.workdir.stat()
+    for path in [executor.workdir, *executor.workdir.rglob("*")]:
+        os.chown(path, stat.st_uid, stat.st_gid) if os.geteuid() == 0 else None

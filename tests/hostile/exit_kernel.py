@@ -1,0 +1,4 @@
+"""Hostile: exit the kernel in the middle of the notebook."""
+import os
+
+os._exit(0)
