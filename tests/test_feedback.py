@@ -1,0 +1,83 @@
+"""feedback: per-student HTML with scores and failure messages, never the hidden tests or tracebacks."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nbformat
+import pytest
+from submissions.graded import graded_tiny_course
+from submissions.tiny_lab import HIDDEN_SECRET, LAB, NOTEBOOK
+
+from gradekit.__main__ import main as gradekit_main
+from gradekit.course import Course
+from gradekit.feedback import failure_messages, visible_source
+
+pytestmark = pytest.mark.xdist_group("feedback")  # module fixtures are built once, on one worker
+
+@pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
+def graded(tmp_path_factory) -> Course:
+    course = graded_tiny_course(tmp_path_factory.mktemp("graded"))
+    assert gradekit_main(["feedback", LAB, "--course", str(course.root)]) == 0
+    return course
+
+
+def page(course: Course, student: str) -> str:
+    return (course.feedback / student / LAB / f"{NOTEBOOK}.html").read_text()
+
+
+def text_of(markup: str) -> str:
+    return re.sub(r"[ \t]+", " ", html.unescape(re.sub(r"<[^>]+>", " ", markup)))
+
+
+def test_every_graded_student_has_a_page(graded):
+    assert sorted(p.parent.parent.name for p in graded.feedback.glob(f"*/{LAB}/*.html")) == \
+        ["good", "partial", "wrong"]
+
+
+@pytest.mark.slow
+def test_failure_messages_and_scores_are_shown(graded):
+    wrong = text_of(page(graded, "wrong"))
+    assert "Score: 0 / 6" in wrong
+    assert "CheckFailed: sigmoid: wrong value at index" in wrong
+    assert "Hint: 1 / (1 + exp(-z))" in wrong
+    assert "CheckFailed: mean_std (std): wrong value" in wrong and "divide by N, not N - 1." in wrong
+    assert "torch.exp(z)" in wrong  # the student's own code
+    assert 'check_tensor("sigmoid", sigmoid(z)' in wrong  # the visible test
+    good = text_of(page(graded, "good"))
+    assert "Score: 5 / 6" in good and "CheckFailed" not in good and "All checks passed." in good
+    partial = text_of(page(graded, "partial"))
+    assert "2 / 2" in partial and "0 / 3" in partial
+
+
+@pytest.mark.slow
+def test_no_hidden_tests_no_traceback_and_everything_escaped(graded):
+    autograded = nbformat.read(graded.autograded / "wrong" / LAB / f"{NOTEBOOK}.ipynb", as_version=4)
+    assert any(HIDDEN_SECRET in cell.source for cell in autograded.cells)  # nbgrader restored them
+    assert any(o.get("traceback") for c in autograded.cells for o in c.get("outputs", []))
+    for student in ("good", "wrong", "partial"):
+        markup = page(graded, student)
+        assert HIDDEN_SECRET not in markup and "make_generator(3)" not in markup
+        assert "Traceback" not in markup and "\x1b[" not in markup
+    markup = page(graded, "wrong")
+    assert "<script>" not in markup and "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+
+
+def test_visible_source_strips_hidden_blocks():
+    source = ("a = 1\n### BEGIN HIDDEN TESTS\nsecret = 2\n### END HIDDEN TESTS\nb = 3\n"
+              "    ### begin hidden tests\n    secret2 = 4\n")  # second block unterminated
+    visible = visible_source(source)
+    assert "a = 1" in visible and "b = 3" in visible
+    assert "secret" not in visible
+
+
+def test_failure_messages_have_no_traceback_frames():
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("error", ename="CheckFailed", evalue="f: wrong\n  Hint: h",
+                                           traceback=["\x1b[31mhidden_line = secret()\x1b[0m"]),
+                    nbformat.v4.new_output("stream", name="stderr",
+                                           text="t.py:3: UserWarning: careful\n  hidden_call(secret)\n")]
+    messages = failure_messages(cell)
+    assert messages[0] == "CheckFailed: f: wrong\n  Hint: h"
+    assert "UserWarning: careful" in messages[1] and "secret" not in " ".join(messages)
