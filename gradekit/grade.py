@@ -200,14 +200,22 @@ def stage(course: Course, lab: str, student: str, staging: Path,
     _copy_regular_files(course.submitted / student / lab, target)
     notebook = target / f"{course.notebook_name(lab)}.ipynb"
     if not notebook.is_file():
-        status.status, status.reason = INVALID, f"no {notebook.name} in the submission"
-        return status
+        others = sorted(p for p in target.glob("*.ipynb") if p.is_file())
+        if len(others) != 1:
+            found = ", ".join(p.name for p in others) or "no notebook"
+            status.status, status.reason = INVALID, (
+                f"no {notebook.name} in the submission ({found}); place files with `gradekit collect`")
+            return status
+        # One notebook under another name (`Copy of ...`, `lab1 (2).ipynb`): it is the submission.
+        others[0].rename(notebook)
+        status.repairs.append(f"graded {others[0].name} as {notebook.name}")
     try:
         prepared = prepare_submission(notebook, release_nb)
     except InvalidSubmission as error:
         status.status, status.reason = INVALID, str(error)
         return status
-    status.repairs, status.flags = list(prepared.repairs), list(prepared.flags)
+    status.repairs += prepared.repairs
+    status.flags = list(prepared.flags)
     nbformat.write(prepared.notebook, notebook)
     return status
 
