@@ -86,3 +86,15 @@ def write_notebook(path: str | Path, cells: list[NotebookNode], title: str) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
+
+
+def refresh_checks_cell(path: str | Path) -> bool:
+    """Rewrite the checks cell of an instructor notebook from notebook_checks.py; True if it changed."""
+    nb = nbformat.read(str(path), as_version=4)
+    wanted = CHECKS_PATH.read_text().strip("\n")
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == CHECKS_GRADE_ID and cell.source != wanted:
+            cell.source = wanted
+            nbformat.write(nb, str(path))
+            return True
+    return False

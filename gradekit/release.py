@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from gradekit.authoring import refresh_checks_cell
 from gradekit.course import Course, repo_course
 
 
 def release_lab(course: Course, lab: str) -> None:
+    # The checks cell is a copy of gradekit/notebook_checks.py: the module is its source of truth.
+    if refresh_checks_cell(course.source / lab / f"{course.notebook_name(lab)}.ipynb"):
+        print(f"updated the checks cell of {lab} from gradekit/notebook_checks.py")
     result = course.nbgrader("generate_assignment", lab, "--force", check=False)
     if result.returncode != 0:
         raise SystemExit(f"nbgrader generate_assignment {lab} failed:\n{result.stdout}{result.stderr}")
