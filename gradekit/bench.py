@@ -111,6 +111,54 @@ def notebook_seconds(root: Path, labs: list[str]) -> list[float]:
     return values
 
 
+def _cell_seconds(cell: nbformat.NotebookNode) -> float:
+    from datetime import datetime
+
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.status.busy"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+            - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+
+
+def notebook_timings(course: Course, lab: str, grading: bool) -> tuple[float, float, float]:
+    """(wall, imports cell, the rest) seconds of one run of the instructor notebook in a fresh kernel.
+
+    grading=True runs it as the autograder does (NBGRADER_EXECUTION set: pure plots skipped)."""
+    import tempfile
+
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(course.source / lab / f"{course.notebook_name(lab)}.ipynb", as_version=4)
+    saved = dict(os.environ)
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    if grading:
+        os.environ["NBGRADER_EXECUTION"] = "autograde"
+    try:
+        with tempfile.TemporaryDirectory() as cwd:
+            started = time.monotonic()
+            NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=True,
+                           resources={"metadata": {"path": cwd}}).execute()
+            wall = time.monotonic() - started
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    seconds = [(c.metadata.get("nbgrader", {}).get("grade_id"), _cell_seconds(c)) for c in nb.cells
+               if c.cell_type == "code"]
+    imports = sum(t for grade_id, t in seconds if grade_id == "imports")
+    return wall, imports, sum(t for _, t in seconds) - imports
+
+
+def print_notebook_timings(course: Course, labs: list[str]) -> None:
+    print("instructor notebooks, one fresh kernel each (wall / imports cell / compute beyond imports):")
+    for lab in labs:
+        for grading in (False, True):
+            wall, imports, compute = notebook_timings(course, lab, grading)
+            mode = "as graded (plots skipped)" if grading else "as a student runs it"
+            print(f"  {lab} {mode:<26} {wall:6.1f} s / {imports:5.1f} s / {compute:5.1f} s", flush=True)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=20, help="students per lab")
     parser.add_argument("--repeats", type=int, default=3)
@@ -118,6 +166,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=Path, default=REPO_ROOT, help="course whose source/ labs are used")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     parser.add_argument("--skip-no-sandbox", action="store_true", help="do not measure the sandbox overhead")
+    parser.add_argument("--notebooks-only", action="store_true",
+                        help="only time the instructor notebooks (imports vs their own compute)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -125,6 +175,9 @@ def main(args: argparse.Namespace) -> int:
     if not source_course.source.is_dir() or not source_course.labs():
         print(f"no labs in {source_course.source}", file=sys.stderr)
         return 1
+    print_notebook_timings(source_course, source_course.labs())
+    if args.notebooks_only:
+        return 0
     base, labs = build_class(source_course, args.out.resolve() / "base", args.students)
     submissions = args.students * len(labs)
     modes = {k: v for k, v in MODES.items() if not (args.skip_no_sandbox and v == ["--no-sandbox"])}

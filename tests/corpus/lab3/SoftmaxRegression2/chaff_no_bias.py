@@ -1,0 +1,14 @@
+"""Chaff: Linear layer without bias."""
+class SoftmaxRegression2(torch.nn.Module):
+    """Softmax regression with torch.nn: one torch.nn.Linear layer that returns LOGITS."""
+
+    def __init__(self, num_features: int, num_classes: int):
+        """A torch.nn.Linear(num_features, num_classes) submodule with zero weights and zero bias."""
+        super().__init__()
+        self.linear = torch.nn.Linear(num_features, num_classes, bias=False)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (N, D) -> logits (N, K), NOT probabilities: F.cross_entropy applies the softmax itself."""
+        return self.linear(x)

@@ -1,0 +1,11 @@
+"""Chaff: row maxima without keepdim broadcast along the wrong axis."""
+def softmax(z: torch.Tensor) -> torch.Tensor:
+    """Row-wise softmax: logits z of shape (N, K) -> probabilities of shape (N, K).
+
+    Row i is exp(z[i]) / sum_k exp(z[i, k]), so every row sums to 1. The result must stay
+    finite for logits as large as +-1000: subtract each row's maximum before exponentiating.
+    z must not be modified.
+    """
+    shifted = z - z.max(dim=1).values  # largest logit of each row becomes 0
+    exp = torch.exp(shifted)
+    return exp / exp.sum(dim=1, keepdim=True)

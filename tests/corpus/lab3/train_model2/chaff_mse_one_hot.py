@@ -1,0 +1,23 @@
+"""Chaff: mean squared error between probabilities and one-hot targets."""
+def train_model2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 num_epochs: int, learning_rate: float) -> list[float]:
+    """Full-batch training with torch.optim.SGD on the mean F.cross_entropy(model(x), y).
+
+    Args:
+        model: a torch.nn.Module whose forward returns logits (N, K).
+        x: (N, D) inputs; y: (N,) class labels (torch.long). Neither may be modified.
+        num_epochs: number of updates; learning_rate: the SGD step size.
+
+    Returns:
+        The loss of every epoch (a list of num_epochs Python floats), each computed before
+        that epoch's update.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    losses = []
+    for _ in range(num_epochs):
+        loss = F.mse_loss(torch.softmax(model(x), dim=1), F.one_hot(y, model(x).shape[1]).float())  # takes logits and class indices
+        optimizer.zero_grad()  # otherwise .grad accumulates over epochs
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
