@@ -57,7 +57,7 @@ class Course:
     def nbgrader(self, *args: str, check: bool = True, quiet: bool = True) -> subprocess.CompletedProcess:
         """Run an nbgrader command in this course directory, with the course's config."""
         command = [sys.executable, "-m", "nbgrader", *args]
-        if quiet:
+        if quiet and args[:1] != ("validate",):  # `nbgrader validate` takes no --log-level
             command.append("--log-level=WARN")
         # nbgrader runs alembic and jupyter by name: the venv's bin must be on PATH.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

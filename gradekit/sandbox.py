@@ -16,6 +16,7 @@ Without bwrap (or with sandboxed=False) the same executor runs with the limits o
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -25,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,9 +69,45 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def _next_uid() -> int:
+UID_LOCKS = Path(tempfile.gettempdir()) / "gradekit-sandbox-uids"
+
+
+def _claim_uid() -> tuple[int, int]:
+    """A sandbox uid no other live executor uses, on this machine, and the lock that holds it.
+
+    The lock (flock on a file per uid) is shared by every grader process, so two grading runs
+    at once never hand the same uid to two students: same uid would let one kill the other."""
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
     with _uid_lock:
-        return FIRST_SANDBOX_UID + next(_uid_counter) % SANDBOX_UIDS
+        for _ in range(SANDBOX_UIDS):
+            uid = FIRST_SANDBOX_UID + next(_uid_counter) % SANDBOX_UIDS
+            fd = os.open(UID_LOCKS / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return uid, fd
+            except BlockingIOError:
+                os.close(fd)
+    raise RuntimeError(f"all {SANDBOX_UIDS} sandbox uids are in use")
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    alive = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            line = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+        except (OSError, StopIteration):
+            continue
+        if int(line.split()[1]) == uid:
+            alive.append(int(status.parent.name))
+    return alive
+
+
+def _release_uid(uid: int, lock_fd: int, grace: float = 10.0) -> None:
+    """Free a uid once none of its processes is left (the pid namespace dies with the executor)."""
+    deadline = time.monotonic() + grace
+    while processes_of_uid(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.close(lock_fd)
 
 
 def _limit_setter(limits: Limits):
@@ -160,7 +198,8 @@ class RunningExecutor:
         workdir.mkdir(parents=True)
         read_end, write_end = os.pipe()
         as_root = os.geteuid() == 0
-        uid = _next_uid() if sandboxed and as_root else None
+        uid, self._uid_lock_fd = _claim_uid() if sandboxed and as_root else (None, None)
+        self.uid = uid
         if uid is not None:
             os.chown(workdir, uid, uid)
         cwd = SANDBOX_WORKDIR if sandboxed else str(workdir)
@@ -211,6 +250,9 @@ class RunningExecutor:
         self.process.wait()
         if self.process.stdin:
             self.process.stdin.close()
+        if self._uid_lock_fd is not None:
+            _release_uid(self.uid, self._uid_lock_fd)
+            self._uid_lock_fd = None
 
     def _next_event(self, deadline: float) -> dict | None:
         try:

@@ -52,7 +52,8 @@ def test_transformed_submission_is_restored_to_the_release_structure(name, tiny,
         assert by_id[grade_id].cell_type == "code"
         assert by_id[grade_id].source.strip() == solution_text(grade_id).strip()
     # no leftover copy of a stub that would redefine a solved function after it
-    assert not any("raise NotImplementedError" in c.source for c in nb.cells)
+    assert not any("raise NotImplementedError" in c.source for c in nb.cells
+                   if c.metadata.get("nbgrader", {}).get("grade_id") != "checks")  # the checks cell quotes it
     release_meta = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in release.cells
                     if "nbgrader" in c.metadata}
     assert {k: c.metadata["nbgrader"] for k, c in by_id.items()} == release_meta

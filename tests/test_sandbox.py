@@ -52,17 +52,9 @@ class Listener:
         self.server.close()
 
 
-def _processes_of(uids: range) -> list[int]:
+def _processes_of(uids: list[int]) -> list[int]:
     """Processes still running as one of `uids`."""
-    alive = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            uid = int(next(line for line in status.read_text().splitlines() if line.startswith("Uid:")).split()[1])
-        except (OSError, StopIteration):
-            continue
-        if uid in uids:
-            alive.append(int(status.parent.name))
-    return alive
+    return [pid for uid in uids for pid in sandbox.processes_of_uid(uid)]
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +68,21 @@ def hostile_class(tmp_path_factory):
     protected = [*course.root.glob("source/**/*.ipynb"), *course.release.rglob("*.ipynb"),
                  *course.submitted.rglob("*.ipynb")]
     before = {path: _digest(path) for path in protected}
-    first_uid = sandbox._next_uid()
-    run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=20, memory_mb=3072, file_size_mb=16))
+    claimed: list[int] = []
+    claim = sandbox._claim_uid
+
+    def recording_claim():
+        uid, fd = claim()
+        claimed.append(uid)
+        return uid, fd
+
+    sandbox._claim_uid = recording_claim  # record the uids this run's sandboxes had
+    try:
+        run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=20, memory_mb=3072, file_size_mb=16))
+    finally:
+        sandbox._claim_uid = claim
     listener.close()
-    run.uids = range(first_uid, sandbox._next_uid())  # the uids this run's sandboxes had
+    run.uids = sorted(set(claimed))
     return course, run, before, listener
 
 
