@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import sys
@@ -148,19 +149,45 @@ pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wra
 pre.error { background: #fdecea; color: #611a15; } pre.output { background: #eef; }
 h2 .score { float: right; font-weight: normal; } h2.pass .score { color: #1a7f37; }
 h2.fail .score { color: #b42318; } p.ok { color: #1a7f37; }
+p.notice { background: #fff4e5; border-left: 4px solid #b54708; padding: .5em 1em; }
 table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; }
 """
 
 
+def grading_status(course: Course, lab: str) -> dict[str, dict]:
+    """student -> their line of reports/<lab>/status.json (written by `gradekit grade`), if any."""
+    path = course.root / "reports" / lab / "status.json"
+    if not path.exists():
+        return {}
+    return {entry["student"]: entry for entry in json.loads(path.read_text())["students"]}
+
+
+def status_notice(entry: dict | None) -> str:
+    """What a student must know when their notebook was not graded normally."""
+    if not entry or entry["status"] == "graded":
+        return ""
+    what = {"invalid": "could not be graded", "timed out": "was stopped: it ran out of time",
+            "crashed": "stopped before the end", "missing": "was not found"}.get(entry["status"], entry["status"])
+    return (f'<p class="notice">Your submission {html.escape(what)}: {html.escape(entry["reason"])}. '
+            "Cells that did not run score 0. Fix the problem, check that the notebook runs top to bottom "
+            "(Runtime &gt; Restart and run all), and contact your instructor.</p>")
+
+
+def notice_page(student: str, lab: str, notice: str) -> str:
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(lab)} feedback</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(lab)}: feedback for {html.escape(student)}"
+            f"</h1>{notice}</body></html>")
+
+
 def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float,
-                student: str, lab: str) -> str:
+                student: str, lab: str, notice: str = "") -> str:
     rows = "".join(f"<tr><td>{html.escape(g.grade_id)}</td><td>{html.escape(_score_text(g))}</td></tr>"
                    for g in grades.values())
     sections = "".join(render_cell(cell, grades.get(cell.metadata.get("nbgrader", {}).get("grade_id", "")))
                        for cell in nb.cells)
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(lab)} feedback"
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(lab)}: feedback for "
-            f"{html.escape(student)}</h1><p>Score: <b>{total:g} / {max_total:g}</b> (written answers are "
+            f"{html.escape(student)}</h1>{notice}<p>Score: <b>{total:g} / {max_total:g}</b> (written answers are "
             f"graded by hand). Failing tests show the message of the first failed check; hidden tests run "
             f"on random inputs and are not shown.</p><table><tr><th>cell</th><th>score</th></tr>{rows}"
             f"</table>{sections}</body></html>")
@@ -169,6 +196,7 @@ def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, ma
 def write_feedback(course: Course, lab: str, students: list[str] | None = None) -> list[Path]:
     """Write feedback/<student>/<lab>/<notebook>.html for every autograded student; returns the pages."""
     notebook = course.notebook_name(lab) if course.source.joinpath(lab).is_dir() else None
+    statuses = grading_status(course, lab)
     pages = []
     for path in sorted(course.autograded.glob(f"*/{lab}/*.ipynb")):
         student = path.parent.parent.name
@@ -179,7 +207,17 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         grades, total, max_total = gradebook_grades(course, lab, name, student)
         page = course.feedback / student / lab / f"{name}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(render_page(nb, grades, total, max_total, student, lab), encoding="utf-8")
+        notice = status_notice(statuses.get(student))
+        page.write_text(render_page(nb, grades, total, max_total, student, lab, notice), encoding="utf-8")
+        pages.append(page)
+    graded = {page.parent.parent.name for page in pages}
+    for student, entry in sorted(statuses.items()):
+        # Invalid submissions have no autograded notebook: the page says why.
+        if student in graded or (students and student not in students) or entry["status"] == "graded":
+            continue
+        page = course.feedback / student / lab / f"{notebook or lab}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(notice_page(student, lab, status_notice(entry)), encoding="utf-8")
         pages.append(page)
     return pages
 

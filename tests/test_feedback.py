@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 import nbformat
@@ -81,3 +82,21 @@ def test_failure_messages_have_no_traceback_frames():
     messages = failure_messages(cell)
     assert messages[0] == "CheckFailed: f: wrong\n  Hint: h"
     assert "UserWarning: careful" in messages[1] and "secret" not in " ".join(messages)
+
+
+def test_students_whose_notebook_was_not_graded_get_a_page_saying_why(tmp_path):
+    from gradekit.course import Course
+    from gradekit.feedback import write_feedback
+
+    course = Course(tmp_path)
+    status = {"lab": "lab9", "sandboxed": True, "students": [
+        {"student": "dan", "status": "invalid", "reason": "invalid JSON at line 3 <truncated>", "repairs": [],
+         "flags": [], "score": None, "max_score": None, "seconds": None},
+        {"student": "ok", "status": "graded", "reason": "", "repairs": [], "flags": [], "score": 1.0,
+         "max_score": 1.0, "seconds": 1.0}]}
+    (tmp_path / "reports" / "lab9").mkdir(parents=True)
+    (tmp_path / "reports" / "lab9" / "status.json").write_text(json.dumps(status))
+    pages = write_feedback(course, "lab9")
+    assert [p.relative_to(tmp_path).as_posix() for p in pages] == ["feedback/dan/lab9/lab9.html"]
+    text = pages[0].read_text()
+    assert "could not be graded" in text and "invalid JSON at line 3 &lt;truncated&gt;" in text

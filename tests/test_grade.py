@@ -111,3 +111,23 @@ def test_bench_smoke(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scores identical in every run" in result.stdout
     assert "speed-up gradekit vs nbgrader" in result.stdout
+
+
+def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path, monkeypatch, capsys):
+    """A machine without bwrap: limits only, a loud warning, and status.json says sandboxed: false."""
+    import argparse
+
+    from gradekit import grade, sandbox
+
+    course = build_tiny_course(tmp_path / "course")
+    submit_source(course, "full", CLASS["full"])
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    monkeypatch.setattr(grade, "bwrap_path", lambda: None)
+    args = argparse.Namespace(lab=LAB, course=course.root, workers=1, timeout=60.0, memory=4096,
+                              no_sandbox=False, no_warm=True)
+    assert grade.main(args) == 0
+    err = capsys.readouterr().err
+    assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err
+    status = json.loads((course.root / "reports" / LAB / "status.json").read_text())
+    assert status["sandboxed"] is False
+    assert [(s["student"], s["status"], s["score"]) for s in status["students"]] == [("full", GRADED, 3.0)]
