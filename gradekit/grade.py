@@ -233,11 +233,15 @@ def _failure_reason(result: dict) -> str:
 class ExecutionPool:
     """N workers; each runs one notebook at a time and keeps the next executor warming up."""
 
-    def __init__(self, sandbox: Sandbox, workers: int, warm: bool, on_done) -> None:
+    def __init__(self, sandbox: Sandbox, workers: int, warm: bool, on_done, expected: int) -> None:
         self.sandbox = sandbox
         self.warm = warm
         self.on_done = on_done
         self.jobs: queue.Queue = queue.Queue()
+        # One executor serves one notebook: never start more than there are notebooks, so no
+        # spare (a kernel with torch imported, seconds of CPU) is started only to be killed.
+        self.starts_left = expected
+        self.starts_lock = threading.Lock()
         self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(max(1, workers))]
         for thread in self.threads:
             thread.start()
@@ -251,12 +255,19 @@ class ExecutionPool:
         for thread in self.threads:
             thread.join()
 
+    def _start(self):
+        with self.starts_lock:
+            if self.starts_left <= 0:
+                return None
+            self.starts_left -= 1
+        return self.sandbox.start()
+
     def _work(self) -> None:
-        spare = self.sandbox.start() if self.warm else None
+        spare = self._start() if self.warm else None
         while (job := self.jobs.get()) is not None:
             student, files, nb = job
             executor = spare or self.sandbox.start()
-            spare = self.sandbox.start() if self.warm else None  # warms up while this one runs
+            spare = self._start() if self.warm else None  # warms up while this one runs
             try:
                 copy_into(executor, files)
                 result = executor.run(nb)
@@ -317,7 +328,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                 print(f"[{len(results)}/{total}] {student}: executed, {result.status} "
                       f"({result.seconds:.1f} s)", file=progress, flush=True)
 
-        pool = ExecutionPool(sandbox, workers, warm, on_done)
+        pool = ExecutionPool(sandbox, workers, warm, on_done, expected=len(submitted))
         sanitizer = sanitize_api(config, staging)
         try:
             for student in submitted:
