@@ -33,10 +33,8 @@ MODES = {  # name -> extra arguments of `gradekit grade` (None: plain nbgrader)
 }
 
 
-def _with_venv_path() -> dict[str, str]:
-    # nbgrader runs `alembic` from PATH when it creates a gradebook.
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PYTHONWARNINGS": "ignore"}
+def _grading_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
 def _solution_sources(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -67,7 +65,7 @@ def build_class(source_course: Course, root: Path, students: int) -> tuple[Cours
     course = Course(root)
     for lab in labs:
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", lab, "--force",
-                        "--log-level=WARN"], cwd=root, check=True, env=_with_venv_path(), capture_output=True)
+                        "--log-level=WARN"], cwd=root, check=True, env=_grading_env(), capture_output=True)
         name = course.notebook_name(lab)
         source_nb = nbformat.read(course.source / lab / f"{name}.ipynb", as_version=4)
         release_nb = nbformat.read(course.release / lab / f"{name}.ipynb", as_version=4)
@@ -91,7 +89,7 @@ def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str]
         else:
             command = [sys.executable, "-m", "gradekit", "grade", lab, "--course", str(target),
                        "--workers", str(workers), *mode_args]
-        subprocess.run(command, cwd=target, env=_with_venv_path(), capture_output=True)
+        subprocess.run(command, cwd=target, env=_grading_env(), capture_output=True)
     seconds = time.monotonic() - started
     return seconds, scores(course, labs)
 

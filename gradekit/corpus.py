@@ -662,16 +662,8 @@ def fidelity_sample(report: LabReport) -> list[EntryReport]:
     return chosen
 
 
-def venv_bin_on_path() -> None:
-    """nbgrader's Gradebook runs the `alembic` script: the venv's bin/ must be on PATH."""
-    venv_bin = str(Path(sys.executable).parent)
-    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
-
-
 def scratch_course(root: Path, lab: Lab) -> Course:
     """A released one-lab course in `root` (like tests/conftest.build_course, for any source dir)."""
-    venv_bin_on_path()
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
     shutil.copytree(lab.notebook_path.parent, root / "source" / lab.name)
@@ -689,7 +681,6 @@ def _children_cpu() -> float:
 
 def _autograde(course: Course, lab: str, *flags: str) -> tuple[float, float]:
     """Run plain nbgrader autograde; (wall, CPU) seconds, the CPU including its kernels."""
-    venv_bin_on_path()
     started, cpu = time.perf_counter(), _children_cpu()
     result = course.nbgrader("autograde", lab, *flags, check=False)
     if result.returncode != 0:

@@ -59,10 +59,8 @@ class Course:
         command = [sys.executable, "-m", "nbgrader", *args]
         if quiet and args[:1] != ("validate",):  # `nbgrader validate` takes no --log-level
             command.append("--log-level=WARN")
-        # nbgrader runs alembic and jupyter by name: the venv's bin must be on PATH.
-        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         return subprocess.run(command, cwd=self.root, check=check, text=True, capture_output=quiet,
-                              env={**os.environ, "PATH": path, "PYTHONWARNINGS": "ignore"})
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 def repo_course() -> Course:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import re
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +26,6 @@ HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?(^[ \t]*### END HIDD
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 WARNING_LINE = re.compile(r"\b(\w+(?:Warning|Error)): (.*)$", re.MULTILINE)
 MAX_MESSAGE_CHARS = 2000
-
-
-def ensure_tools_on_path() -> None:
-    """nbgrader's Gradebook runs the `alembic` script, installed next to this interpreter."""
-    venv_bin = str(Path(sys.executable).parent)
-    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
 
 
 def visible_source(source: str) -> str:
@@ -85,7 +76,6 @@ def gradebook_grades(course: Course, lab: str, notebook: str,
     """Per-cell grades and the notebook total, from nbgrader's gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    ensure_tools_on_path()
     with warnings.catch_warnings(), Gradebook(course.db_url) as gradebook:
         warnings.simplefilter("ignore")  # SQLAlchemy session warnings from nbgrader's lazy loading
         try:

@@ -23,7 +23,6 @@ from pathlib import Path
 import nbformat
 
 from gradekit.course import Course
-from gradekit.feedback import ensure_tools_on_path
 
 NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 TOP_MESSAGES = 5
@@ -49,7 +48,6 @@ def normalise_message(message: str) -> str:
 def read_gradebook(course: Course, labs: list[str]) -> tuple[list[str], dict[str, LabSummary]]:
     from nbgrader.api import Gradebook
 
-    ensure_tools_on_path()
     summaries = {}
     with Gradebook(course.db_url) as gradebook:
         students = sorted(s.id for s in gradebook.students)
@@ -227,7 +225,6 @@ def write_report(course: Course, labs: list[str] | None = None) -> tuple[Path, P
 def _graded_labs(course: Course) -> list[str]:
     from nbgrader.api import Gradebook
 
-    ensure_tools_on_path()
     with Gradebook(course.db_url) as gradebook:
         return sorted(a.name for a in gradebook.assignments)
 

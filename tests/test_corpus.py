@@ -58,7 +58,6 @@ def test_every_chaff_is_killed_with_a_good_message(lab_reports, lab):
 def test_fast_mode_matches_nbgrader_autograde(lab_reports, lab, tmp_path):
     report = lab_reports[lab]
     assert corpus.fidelity_sample(report), f"{lab} has no corpus to sample"
-    corpus.venv_bin_on_path()
     course = build_course(tmp_path / "course", [lab])
     corpus.check_fidelity(course, corpus.find_lab(lab), report)
     assert report.fidelity == []
