@@ -102,11 +102,17 @@ def processes_of_uid(uid: int) -> list[int]:
     return alive
 
 
-def _release_uid(uid: int, lock_fd: int, grace: float = 10.0) -> None:
-    """Free a uid once none of its processes is left (the pid namespace dies with the executor)."""
+def _wait_until_uid_empty(uid: int, grace: float = 10.0) -> list[int]:
+    """Wait for the uid's processes to end (the pid namespace dies with the executor); the leftovers."""
     deadline = time.monotonic() + grace
-    while processes_of_uid(uid) and time.monotonic() < deadline:
+    while (left := processes_of_uid(uid)) and time.monotonic() < deadline:
         time.sleep(0.05)
+    return left
+
+
+def _release_uid(uid: int, lock_fd: int) -> None:
+    """Free a uid once none of its processes is left, so the next student's sandbox starts clean."""
+    _wait_until_uid_empty(uid)
     os.close(lock_fd)
 
 
