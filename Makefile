@@ -10,12 +10,16 @@ WORKERS ?= 2
 setup: $(STAMP)
 
 # bubblewrap sandboxes student kernels; as root we install it, otherwise grading runs
-# with resource limits only and says so loudly.
+# with resource limits only and says so loudly. chromium: the formgrader XSS test loads pages in it.
 $(STAMP): requirements.txt pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; \
 	  else echo "WARNING: bubblewrap is not installed: student code will not be sandboxed"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "WARNING: chromium is not installed: the browser XSS test will be skipped"; fi; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt
 	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .

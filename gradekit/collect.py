@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from gradekit.course import Course
+from gradekit.safe_text import csv_safe, terminal_safe
 
 MAX_ENTRY_BYTES = 100 * 2**20  # same cap as gradekit.repair: a bigger notebook is rejected there anyway
 MAX_TOTAL_BYTES = 4 * 2**30
@@ -72,7 +73,7 @@ def identify(found: Found) -> None:
     for folder in parts[:-1]:
         moodle = MOODLE.match(folder)
         if moodle:
-            found.student = student_id(moodle["student"])
+            found.student = student_id(moodle["student"]) or None
             found.notebook_stem = normalise_stem(name)
             return
     canvas = CANVAS.match(name)
@@ -84,6 +85,8 @@ def identify(found: Found) -> None:
     if len(parts) >= 2:  # <student>/<file> or <student>/<lab>/<file>
         found.student = student_id(parts[0])
         found.notebook_stem = normalise_stem(name)
+    if found.student == "":  # no ascii letter or digit in the name: not an id (it would be submitted/<lab>)
+        found.student = None
 
 
 # ---------------------------------------------------------------- reading the download safely
@@ -230,25 +233,28 @@ def write_report(files: list[Found], skipped: list[tuple[str, str]], path: Path)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["source", "student", "action", "target", "late", "notes"])
+        # File names and notes quote what students uploaded: no formulas, no control characters.
         for found in files:
-            writer.writerow([found.source, found.student or "", found.action, found.target,
-                             "yes" if found.late else "", "; ".join(found.notes)])
+            writer.writerow([csv_safe(found.source), csv_safe(found.student or ""), found.action,
+                             csv_safe(found.target), "yes" if found.late else "", csv_safe("; ".join(found.notes))])
         for source, reason in skipped:
-            writer.writerow([source, "", "not placed", "", "", reason])
+            writer.writerow([csv_safe(source), "", "not placed", "", "", csv_safe(reason)])
 
 
 def print_report(files: list[Found], skipped: list[tuple[str, str]], report: Path) -> None:
+    # Names come from the download: escape sequences or \r in a file name must not reach the terminal.
     placed = [f for f in files if f.action in ("placed", "replaced", "unchanged", "kept existing")]
-    width = max((len(f.source) for f in placed), default=10)
+    sources = {id(f): terminal_safe(f.source, 120) for f in placed}
+    width = max((len(source) for source in sources.values()), default=10)
     for found in placed:
         late = " (late)" if found.late else ""
-        notes = f"  [{'; '.join(found.notes)}]" if found.notes else ""
-        print(f"{found.action:13} {found.source:{width}} -> {found.student}{late}{notes}")
+        notes = f"  [{terminal_safe('; '.join(found.notes))}]" if found.notes else ""
+        print(f"{found.action:13} {sources[id(found)]:{width}} -> {terminal_safe(str(found.student))}{late}{notes}")
     unplaced = [(f.source, "; ".join(f.notes)) for f in files if f.action == "not placed"] + skipped
     if unplaced:
         print(f"\nCould not place {len(unplaced)} file(s):")
         for source, reason in unplaced:
-            print(f"  {source}: {reason}")
+            print(f"  {terminal_safe(source, 120)}: {terminal_safe(reason)}")
     print(f"\n{len(placed)} submission(s), {len(unplaced)} file(s) not placed; report: {report}")
 
 

@@ -14,20 +14,20 @@ Two ways to grade, because plain nbgrader is too slow for hundreds of entries:
 
 fast mode (every entry)
     A worker process imports torch, scikit-learn, matplotlib (Agg), seaborn and pandas once,
-    pins torch to one thread, then `os.fork()`s one child per entry. The child executes the
-    notebook's code cells in order with `exec` in a fresh namespace, with
-    NBGRADER_EXECUTION=autograde and warnings ignored like the real grader, captures
-    stdout/stderr per cell (Python and file-descriptor level, as ipykernel does) and scores
-    each test cell as nbgrader's `determine_grade` does: an error or anything on stderr -> 0,
-    a numeric last-expression result -> partial credit, else full points. Results come back
-    through a pipe; a child that outlives the per-entry timeout is killed. Two workers share
-    the entries. Notebooks with IPython magics (`%`/`!` lines) go through a Jupyter kernel
-    instead (nbclient, same scoring).
+    pins torch to one thread, then `os.fork()`s one child per entry. The child is the student's
+    process: it executes the notebook's code cells in order with `exec` (test cells without their
+    hidden tests), with NBGRADER_EXECUTION=autograde and warnings ignored like the real grader, and
+    answers the judge's requests through the same bridge as the grader's kernels
+    (`gradekit/untrusted/bridge.py`). The worker is the judge (`gradekit.judge`, the code that
+    grades for real): after each of the lab's cells it runs the cell's trusted source, test cells
+    whole, calling the student's functions in the child; a test cell's points are its verdict.
+    A child that outlives the per-entry timeout is killed. Two workers share the entries.
+    Notebooks with IPython magics (`%`/`!` lines) go through a Jupyter kernel instead (nbclient,
+    in-kernel scoring: no corpus entry uses magics today).
 fidelity sample (per lab: first wheat, first chaff, every entry marked `[full]`)
-    Submitted to a scratch nbgrader course and graded with plain `nbgrader autograde <lab>
-    --create`, then a second time with `--force`. Points per test cell must equal fast mode's
-    and both autograde runs; the chaff's error output in the autograded notebook is checked
-    like fast mode's.
+    Submitted to a scratch nbgrader course and graded with `gradekit grade` (sandbox, judge,
+    nbgrader's scoring), twice. Points per test cell must equal fast mode's in both runs; the
+    chaff's error output in the autograded notebook is checked like fast mode's.
 
 Measured on this machine (2 cores shared with other jobs, load average ~10, so CPU seconds are
 the meaningful numbers): fast mode costs 0.23 s CPU per lab1 entry, 1.8-1.9 s per lab2/lab3
@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import os
 import shutil
@@ -81,6 +82,7 @@ class Cell:
     points: float = 0.0
     is_test: bool = False
     is_answer: bool = False
+    is_locked: bool = False  # a read-only cell of the lab: the judge runs it from the instructor's source
 
 
 @dataclass
@@ -92,7 +94,7 @@ class Entry:
     path: Path
     kind: str  # "wheat" or "chaff"
     description: str
-    full: bool  # marked `[full]`: also graded through nbgrader autograde
+    full: bool  # marked `[full]`: also graded through gradekit grade
 
     @property
     def key(self) -> str:
@@ -128,7 +130,7 @@ def code_cells(nb: NotebookNode) -> list[Cell]:
         cells.append(Cell(source=cell.source, grade_id=meta.get("grade_id", ""),
                           points=float(meta.get("points", 0) or 0),
                           is_test=bool(meta.get("grade")) and not meta.get("solution"),
-                          is_answer=bool(meta.get("solution"))))
+                          is_answer=bool(meta.get("solution")), is_locked=bool(meta.get("locked"))))
     return cells
 
 
@@ -332,80 +334,138 @@ def _run_cell(source: str, namespace: dict) -> tuple[tuple[str, str] | None, str
     return error, stderr.getvalue() + low_level, shown
 
 
-def execute_cells(cells: list[dict]) -> list[dict]:
-    """Run the cells in order in a fresh namespace (errors do not stop later cells, as in nbgrader)."""
+def judged_program(cells: list[dict]) -> dict[str, str]:
+    """grade_id -> source of the cells the judge runs: test cells and the lab's locked cells."""
+    return {c["grade_id"]: c["source"] for c in cells
+            if c["grade_id"] and (c["is_test"] or c.get("is_locked")) and not c["is_answer"]}
+
+
+def _serve_student_side(cells: list[dict], commands, replies) -> None:
+    """The forked child: the student's process. Runs cells (hidden tests removed) and answers the judge."""
     import builtins
+
+    from gradekit.judge import strip_hidden_tests
+    from gradekit.untrusted.bridge import Bridge
 
     os.environ.update({k: v for k, v in GRADER_ENV.items() if k != "MPLBACKEND"})
     namespace = {"__name__": "__main__", "__builtins__": builtins, "display": _display}
-    results, slowest = [], (0.0, -1)
-    for index, cell in enumerate(cells):
-        started = time.perf_counter()
-        error, stderr, shown = _run_cell(cell["source"], namespace)
-        slowest = max(slowest, (time.perf_counter() - started, index))
-        if cell["is_test"]:
-            points = score_cell(cell["points"], error, stderr, shown)
-            results.append(asdict(CellResult(cell["grade_id"], points, cell["points"],
-                                             *(error or ("", "")), stderr[-2000:])))
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
-    except Exception:  # noqa: BLE001 - plots are irrelevant to grades
-        pass
-    return results, slowest
+    bridge = Bridge(namespace)
+    for line in commands:
+        command = json.loads(line)
+        if command["op"] == "cell":
+            source = strip_hidden_tests(cells[command["index"]]["source"])
+            started = time.perf_counter()
+            error, stderr, _ = _run_cell(source, namespace)
+            reply = {"error": error, "stderr": stderr[-2000:], "seconds": time.perf_counter() - started}
+        elif command["op"] == "bridge":
+            reply = {"reply": bridge.serve(command["request"])}
+        else:
+            return
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
 
 
-def _read_with_deadline(fd: int, pid: int, timeout: float) -> bytes | None:
-    """Everything the child writes to `fd`, or None if it runs past the deadline (then it is killed)."""
-    import select
-    import signal
+class _Child:
+    """The parent's end of the forked student process: one JSON line per command, under a deadline."""
 
-    chunks, deadline = [], time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        ready, _, _ = select.select([fd], [], [], max(remaining, 0))
-        if not ready:
-            os.kill(pid, signal.SIGKILL)
-            return None
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    def __init__(self, pid: int, commands_fd: int, replies_fd: int, deadline: float) -> None:
+        self.pid, self.deadline = pid, deadline
+        self.commands = os.fdopen(commands_fd, "w")
+        self.replies_fd = replies_fd
+        self.replies = os.fdopen(replies_fd, "r")
+
+    def exchange(self, command: dict) -> dict:
+        import select
+
+        from gradekit.judge import ChannelClosed
+
+        try:
+            self.commands.write(json.dumps(command) + "\n")
+            self.commands.flush()
+        except (BrokenPipeError, OSError) as error:
+            raise ChannelClosed("crashed", "the student's process died") from error
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0 or not select.select([self.replies_fd], [], [], remaining)[0]:
+            raise ChannelClosed("timed out", "timeout: still running")
+        line = self.replies.readline()
+        if not line:
+            raise ChannelClosed("crashed", "the student's process died")
+        return json.loads(line)
+
+    def close(self) -> None:
+        import signal
+
+        for stream in (self.commands, self.replies):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def fork_and_grade(cells: list[dict], timeout: float) -> dict:
-    """Grade one submission in a forked child; the parent's modules and memory are shared copy-on-write."""
-    read_fd, write_fd = os.pipe()
+    """Grade one submission: a forked child is the student's process, this process is the judge.
+
+    The child shares the parent's imported modules copy-on-write; it runs every code cell in order
+    with the hidden tests removed and answers the judge's requests (`gradekit.untrusted.bridge`).
+    After each of the lab's cells the judge (`gradekit.judge`) runs that cell's trusted source here,
+    calling the student's functions in the child; a test cell's points are the judge's verdict,
+    exactly as in `gradekit grade`."""
+    from gradekit.judge import ChannelClosed, Judge
+
+    program = judged_program(cells)
+    commands_read, commands_write = os.pipe()
+    replies_read, replies_write = os.pipe()
     scratch = tempfile.mkdtemp(prefix="corpus-entry-")
     sys.stdout.flush(), sys.stderr.flush()
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child: never return into the caller
-        os.close(read_fd)
+        os.close(commands_write), os.close(replies_read)
         try:
             os.chdir(scratch)
-            graded, slowest = execute_cells(cells)
-            payload = {"cells": graded, "slowest_cell": slowest}
-        except BaseException as exc:  # noqa: B036
-            payload = {"crash": f"{type(exc).__name__}: {exc}"}
-        with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(json.dumps(payload).encode())
-        os._exit(0)
-    os.close(write_fd)
+            with os.fdopen(commands_read, "r") as commands, os.fdopen(replies_write, "w") as replies:
+                _serve_student_side(cells, commands, replies)
+        finally:
+            os._exit(0)
+    os.close(commands_read), os.close(replies_write)
+    child = _Child(pid, commands_write, replies_read, time.monotonic() + timeout)
+
+    def send(message: dict) -> dict:
+        reply = child.exchange({"op": "bridge", "request": json.dumps(message)})
+        try:
+            answer = json.loads(reply["reply"])
+        except (KeyError, TypeError, ValueError, RecursionError):
+            answer = None
+        return answer if isinstance(answer, dict) else {
+            "error": {"type": "BridgeError", "message": "the kernel's answer could not be read"}}
+
+    judge = Judge(send, program)
+    results, slowest, crash = [], (0.0, -1), None
     try:
-        raw = _read_with_deadline(read_fd, pid, timeout)
+        for index, cell in enumerate(cells):
+            reply = child.exchange({"op": "cell", "index": index})
+            slowest = max(slowest, (float(reply.get("seconds", 0.0)), index))
+            if cell["grade_id"] in program:
+                verdict = judge.run(cell["grade_id"], cell["is_test"])
+                if cell["is_test"]:
+                    results.append(asdict(CellResult(
+                        cell["grade_id"], cell["points"] if verdict.passed else 0.0, cell["points"],
+                        "" if verdict.passed else verdict.ename, verdict.message, reply.get("stderr", ""))))
+    except ChannelClosed as closed:
+        crash = f"timeout: still running after {timeout:g} s" if closed.status == "timed out" else closed.reason
     finally:
-        os.close(read_fd)
+        child.close()
         _, status, usage = os.wait4(pid, 0)
         shutil.rmtree(scratch, ignore_errors=True)
-    # CPU time of the child: wall time says little on a machine shared with other jobs.
+    # CPU time of the child and the judge: wall time says little on a machine shared with other jobs.
     times = {"seconds": time.perf_counter() - started, "cpu": usage.ru_utime + usage.ru_stime}
-    if raw is None:
-        return {"crash": f"timeout: still running after {timeout:g} s", **times}
-    if not raw:
-        return {"crash": f"child died without a result (wait status {status})", **times}
-    return {**json.loads(raw), **times}
+    if crash:
+        return {"crash": crash, **times}
+    return {"cells": results, "slowest_cell": slowest, **times}
 
 
 def kernel_grade(cells: list[dict], timeout: float) -> dict:
@@ -650,7 +710,7 @@ def grade_labs(labs: list[Lab], workers: int = 2, timeout: float = DEFAULT_TIMEO
 
 
 # ---------------------------------------------------------------------------------------------
-# Fidelity sample: the same entries through plain `nbgrader autograde`
+# Fidelity sample: the same entries through `gradekit grade`
 # ---------------------------------------------------------------------------------------------
 
 def fidelity_sample(report: LabReport) -> list[EntryReport]:
@@ -679,12 +739,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _autograde(course: Course, lab: str, *flags: str) -> tuple[float, float]:
-    """Run plain nbgrader autograde; (wall, CPU) seconds, the CPU including its kernels."""
+def _grade(course: Course, lab: str) -> tuple[float, float]:
+    """Grade the scratch course with `gradekit grade` (sandbox and judge); (wall, CPU) seconds."""
+    from gradekit.grade import GRADED, grade_lab
+    from gradekit.sandbox import Limits
+
     started, cpu = time.perf_counter(), _children_cpu()
-    result = course.nbgrader("autograde", lab, *flags, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"nbgrader autograde {lab} failed:\n{result.stdout}{result.stderr}")
+    run = grade_lab(course, lab, workers=2, limits=Limits(timeout=300), progress=io.StringIO())
+    failed = [f"{s.student}: {s.status} {s.reason}" for s in run.students if s.status != GRADED]
+    if failed:
+        raise RuntimeError(f"gradekit grade {lab} failed: {failed}")
     return time.perf_counter() - started, _children_cpu() - cpu
 
 
@@ -712,7 +776,7 @@ def _autograded_errors(course: Course, lab: str, student: str) -> dict[str, Cell
 
 
 def check_fidelity(course: Course, lab: Lab, report: LabReport) -> None:
-    """Grade the sample with nbgrader autograde (twice) in `course`; record mismatches in `report`."""
+    """Grade the sample with gradekit grade (twice) in `course`; record mismatches in `report`."""
     sample = fidelity_sample(report)
     if not sample:
         return
@@ -732,18 +796,18 @@ def check_fidelity(course: Course, lab: Lab, report: LabReport) -> None:
             target = course.submitted / student / lab.name / f"{course.notebook_name(lab.name)}.ipynb"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, target)
-    first = _autograde(course, lab.name, "--create")
+    first = _grade(course, lab.name)
     first_points = {s: _gradebook_points(course, lab.name, s, test_ids) for s in students}
     errors = {s: _autograded_errors(course, lab.name, s) for s in students}
     # Regrading one submission (a chaff when there is one) shows the tests' randomness is seeded.
     again = next((s for s, r in students.items() if r.entry.kind == "chaff"), next(iter(students)))
-    second = _autograde(course, lab.name, "--force", f"--student={again}")
+    second = _grade(course, lab.name)
     second_points = {again: _gradebook_points(course, lab.name, again, test_ids)}
     fast_seconds = sum(r.seconds for r in sample)
     fast_cpu = sum(r.cpu for r in sample)
     report.fidelity_notes.append(
-        f"fidelity: {len(sample)} entries; per entry nbgrader autograde {first[1] / len(sample):.1f} s CPU, "
-        f"{first[0] / len(sample):.1f} s wall (regrade of 1: {second[1]:.1f} s CPU) vs fast mode "
+        f"fidelity: {len(sample)} entries; per entry gradekit grade {first[1] / len(sample):.1f} s CPU, "
+        f"{first[0] / len(sample):.1f} s wall (regrade: {second[1] / len(sample):.1f} s CPU) vs fast mode "
         f"{fast_cpu / len(sample):.2f} s CPU, {fast_seconds / len(sample):.2f} s wall")
     for student, entry_report in students.items():
         key = entry_report.entry.key

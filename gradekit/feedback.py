@@ -20,10 +20,10 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from gradekit.course import Course
+from gradekit.safe_text import multiline_safe
 
 HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?(^[ \t]*### END HIDDEN TESTS[^\n]*\n?|\Z)",
                           re.MULTILINE | re.DOTALL | re.IGNORECASE)
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 WARNING_LINE = re.compile(r"\b(\w+(?:Warning|Error)): (.*)$", re.MULTILINE)
 MAX_MESSAGE_CHARS = 2000
 
@@ -34,7 +34,9 @@ def visible_source(source: str) -> str:
 
 
 def clean(text: str) -> str:
-    return ANSI.sub("", text)[:MAX_MESSAGE_CHARS]
+    # Every escape sequence (colours, but also OSC titles/links), control and bidi character goes:
+    # these messages are shown here and, counted, in the instructor's report.
+    return multiline_safe(text)[:MAX_MESSAGE_CHARS]
 
 
 def failure_messages(cell: NotebookNode) -> list[str]:

@@ -54,8 +54,12 @@ from traitlets import Unicode
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from gradekit import sandbox_limits
+from gradekit.bounded import prepare_submission_bounded
 from gradekit.course import REPO_ROOT, Course
-from gradekit.repair import InvalidSubmission, prepare_submission
+from gradekit.judge import run_judged, trusted_program
+from gradekit.repair import InvalidSubmission
+from gradekit.safe_text import NeutralizeStudentContent, is_safe_student_id, terminal_safe
 from gradekit.sandbox import ExecutionResult, Limits, Sandbox, bwrap_path, copy_into
 
 GRADED, TIMED_OUT, CRASHED, INVALID, MISSING = "graded", "timed out", "crashed", "invalid", "missing"
@@ -155,7 +159,7 @@ def scoring_api(config: Config, staging: Path) -> NbGraderAPI:
     config.LookupExecute.executed_dir = str(staging / "executed")
     config.Autograde.autograde_preprocessors = [
         LookupExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-        AssignLatePenalties, CheckCellMetadata]
+        AssignLatePenalties, CheckCellMetadata, NeutralizeStudentContent]
     return _api(config)
 
 
@@ -210,7 +214,7 @@ def stage(course: Course, lab: str, student: str, staging: Path,
         others[0].rename(notebook)
         status.repairs.append(f"graded {others[0].name} as {notebook.name}")
     try:
-        prepared = prepare_submission(notebook, release_nb)
+        prepared = prepare_submission_bounded(notebook, release_nb)  # time and memory limits, own process
     except InvalidSubmission as error:
         status.status, status.reason = INVALID, str(error)
         return status
@@ -233,8 +237,10 @@ def _failure_reason(result: dict) -> str:
 class ExecutionPool:
     """N workers; each runs one notebook at a time and keeps the next executor warming up."""
 
-    def __init__(self, sandbox: Sandbox, workers: int, warm: bool, on_done, expected: int) -> None:
+    def __init__(self, sandbox: Sandbox, workers: int, warm: bool, on_done, expected: int,
+                 program: dict[str, str]) -> None:
         self.sandbox = sandbox
+        self.program = program
         self.warm = warm
         self.on_done = on_done
         self.jobs: queue.Queue = queue.Queue()
@@ -270,7 +276,7 @@ class ExecutionPool:
             spare = self._start() if self.warm else None  # warms up while this one runs
             try:
                 copy_into(executor, files)
-                result = executor.run(nb)
+                result = run_judged(executor, nb, self.program)
             except Exception as error:  # a broken executor must not stop the batch
                 executor.kill()
                 result = ExecutionResult(CRASHED, f"grader error: {error}", nb, 0.0)
@@ -284,7 +290,10 @@ class ExecutionPool:
 
 def students_of(course: Course, lab: str) -> tuple[list[str], list[str]]:
     """(students with a submission of `lab`, students known to the gradebook without one)."""
-    submitted = sorted(p.parent.name for p in course.submitted.glob(f"*/{lab}") if p.is_dir())
+    # A folder name that could carry markup or control characters is not a student id (nbgrader's
+    # formgrader shows ids unescaped): such a folder is left for the instructor to rename.
+    submitted = sorted(p.parent.name for p in course.submitted.glob(f"*/{lab}")
+                       if p.is_dir() and is_safe_student_id(p.parent.name))
     known: list[str] = []
     if course.gradebook.exists():
         with Gradebook(course.db_url) as gb:
@@ -325,10 +334,11 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         def on_done(student: str, result: ExecutionResult) -> None:
             with done:
                 results[student] = result
-                print(f"[{len(results)}/{total}] {student}: executed, {result.status} "
+                print(f"[{len(results)}/{total}] {terminal_safe(student, 60)}: executed, {result.status} "
                       f"({result.seconds:.1f} s)", file=progress, flush=True)
 
-        pool = ExecutionPool(sandbox, workers, warm, on_done, expected=len(submitted))
+        program = trusted_program(course.db_url, lab, course.notebook_name(lab))
+        pool = ExecutionPool(sandbox, workers, warm, on_done, expected=len(submitted), program=program)
         sanitizer = sanitize_api(config, staging)
         try:
             for student in submitted:
@@ -383,11 +393,11 @@ def write_status(course: Course, run: GradeRun) -> Path:
 
 def status_line(status: StudentStatus) -> str:
     score = "" if status.score is None else f"{status.score:g}/{status.max_score:g}"
-    line = f"{status.student:<24} {status.status:<10} {score:>10}"
+    line = f"{terminal_safe(status.student, 60):<24} {status.status:<10} {score:>10}"
     if status.reason:
-        line += f"  {status.reason}"
+        line += f"  {terminal_safe(status.reason)}"
     if status.flags:
-        line += f"  [flags: {'; '.join(status.flags)}]"
+        line += f"  [flags: {terminal_safe('; '.join(status.flags))}]"
     return line
 
 
@@ -420,6 +430,8 @@ def main(args: argparse.Namespace) -> int:
                     warm=not args.no_warm)
     if not run.sandboxed:
         _warn_unsandboxed()
+    else:
+        print(f"sandbox bounds: {sandbox_limits.mechanism()}", file=sys.stderr)
     for status in run.students:
         print(status_line(status))
     path = write_status(course, run)

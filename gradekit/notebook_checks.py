@@ -88,3 +88,17 @@ def check_scalar(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
     if not math.isclose(value, float(expected), rel_tol=rtol, abs_tol=atol):
         fail(name, f"returned {value:.6g}; expected {float(expected):.6g} "
                    f"(tolerance rtol={rtol:g}, atol={atol:g}).", hint)
+
+
+def gradients_through(name, model, x, grad_output):
+    """Autograd's gradients of sum(model(x) * grad_output) for every parameter of `model`, by name.
+
+    (The autograder runs this step next to your model, so it works on the model you wrote.)"""
+    try:
+        model.zero_grad()
+        model(x).backward(grad_output)
+    except Exception as error:
+        fail(name, f"autograd could not differentiate its output ({type(error).__name__}: {error}).",
+             "build forward from differentiable torch operations on the parameters "
+             "(no .detach(), .item(), .numpy() or torch.no_grad()).")
+    return {parameter_name: p.grad for parameter_name, p in model.named_parameters()}

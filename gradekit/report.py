@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from gradekit.course import Course
+from gradekit.safe_text import csv_safe
 
 NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 TOP_MESSAGES = 5
@@ -101,7 +102,8 @@ def write_grades_csv(path: Path, students: list[str], summaries: dict[str, LabSu
         for student in students:
             scores = [summaries[lab].scores.get(student) for lab in labs]
             total = sum(score for score in scores if score is not None)
-            writer.writerow([student, *("" if s is None else f"{s:g}" for s in scores), f"{total:g}"])
+            # Student ids are folder names under submitted/: `=HYPERLINK(...)` must stay text.
+            writer.writerow([csv_safe(student), *("" if s is None else f"{s:g}" for s in scores), f"{total:g}"])
 
 
 # ---------------------------------------------------------------- plots

@@ -9,7 +9,10 @@ RLIMIT_NPROC is enforced (the kernel ignores it for root).
 
 Limits: wall time for the whole notebook (the process group is killed), CPU time
 (RLIMIT_CPU), address space (RLIMIT_AS), processes (RLIMIT_NPROC), file size (RLIMIT_FSIZE),
-no core dumps, and a cap on the bytes of output read back.
+no core dumps, and caps on the bytes read back (per line, before parsing, and in total). For
+the sandbox as a whole, where the kernel offers it (`gradekit.sandbox_limits`): memory and
+processes of all its processes together in a cgroup (v2, or v1), and /submission on a
+size-limited tmpfs. Where it does not, the grader says so and the per-process limits remain.
 
 Without bwrap (or with sandboxed=False) the same executor runs with the limits only.
 """
@@ -35,12 +38,17 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-EXECUTOR_SCRIPT = Path(__file__).with_name("execute.py")
-SANDBOX_EXECUTOR = "/opt/gradekit/execute.py"
+from gradekit.sandbox_limits import SandboxGroup, mount_workdir, unmount_workdir
+
+UNTRUSTED_DIR = Path(__file__).with_name("untrusted")  # what runs in the student's process, and nothing else
+EXECUTOR_SCRIPT = UNTRUSTED_DIR / "execute.py"
+SANDBOX_CODE_DIR = "/opt/gradekit"
+SANDBOX_EXECUTOR = f"{SANDBOX_CODE_DIR}/execute.py"
 SANDBOX_WORKDIR = "/submission"
 FIRST_SANDBOX_UID = 61000
 SANDBOX_UIDS = 1000  # executors cycle through this many uids, so no two live ones share one
-MAX_RESULT_BYTES = 64 * 1024 * 1024
+MAX_RESULT_BYTES = 256 * 1024 * 1024  # all that one submission may send back
+MAX_EVENT_BYTES = 32 * 1024 * 1024  # one cell's outputs or one answer of the bridge
 STARTUP_TIMEOUT = 120.0  # kernel start and warm imports, before the notebook's own clock starts
 
 _uid_counter = itertools.count()
@@ -52,8 +60,10 @@ class Limits:
     timeout: float = 300.0  # whole notebook, wall-clock seconds
     memory_mb: int = 4096  # address space per process (torch reserves ~1.5 GB of it at import)
     cpu_seconds: int | None = None  # per process; default: the wall timeout
-    processes: int = 256  # tasks (processes and threads) of the sandbox's uid
+    processes: int = 256  # tasks (processes and threads) of the sandbox's uid, and of its cgroup
     file_size_mb: int = 64
+    sandbox_memory_mb: int = 6144  # all processes of one sandbox together (cgroup), files in /submission apart
+    disk_mb: int = 512  # /submission: a tmpfs of this size (its pages count in the cgroup too)
 
 
 @dataclass
@@ -131,9 +141,12 @@ def _limit_setter(limits: Limits):
     return apply
 
 
-def _environment(home: str, venv_bin: str) -> dict[str, str]:
-    """The kernel's environment: what `nbgrader autograde` sets, plus private config dirs."""
+def _environment(home: str, venv_bin: str, code_dir: str) -> dict[str, str]:
+    """The kernel's environment: what `nbgrader autograde` sets, plus private config dirs.
+
+    PYTHONPATH lets the kernel import the judge channel's bridge (public code, not trusted)."""
     return {
+        "PYTHONPATH": code_dir,
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "LANG": "C.UTF-8",
@@ -180,10 +193,10 @@ def _bwrap_command(workdir: Path, env: dict[str, str], as_root: bool) -> list[st
         command += ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
     # Only the Python installation and the venv of the repository, read-only: the rest of the
     # repository (the course) and /root do not exist in the sandbox.
-    command += _parent_dirs([sys.base_prefix, sys.prefix, SANDBOX_EXECUTOR])
+    command += _parent_dirs([sys.base_prefix, sys.prefix, SANDBOX_CODE_DIR])
     command += ["--ro-bind", sys.base_prefix, sys.base_prefix,
                 "--ro-bind", sys.prefix, sys.prefix,
-                "--ro-bind", str(EXECUTOR_SCRIPT), SANDBOX_EXECUTOR,
+                "--ro-bind", str(UNTRUSTED_DIR), SANDBOX_CODE_DIR,
                 "--bind", str(workdir), SANDBOX_WORKDIR,
                 "--chdir", SANDBOX_WORKDIR]
     for key, value in env.items():
@@ -206,6 +219,10 @@ class RunningExecutor:
         as_root = os.geteuid() == 0
         uid, self._uid_lock_fd = _claim_uid() if sandboxed and as_root else (None, None)
         self.uid = uid
+        # Whole-sandbox bounds, where the kernel offers them (gradekit.sandbox_limits.mechanism() says which).
+        self.disk_limited = sandboxed and mount_workdir(workdir, limits.disk_mb, uid)
+        self.group = SandboxGroup.create(workdir.name, limits.sandbox_memory_mb + limits.disk_mb,
+                                         limits.processes) if sandboxed else None
         if uid is not None:
             os.chown(workdir, uid, uid)
         cwd = SANDBOX_WORKDIR if sandboxed else str(workdir)
@@ -214,37 +231,47 @@ class RunningExecutor:
         python = str(Path(sys.prefix, "bin", "python"))
         executor = SANDBOX_EXECUTOR if sandboxed else str(EXECUTOR_SCRIPT)
         if sandboxed:
-            env = _environment("/tmp", str(Path(sys.prefix, "bin")))
+            env = _environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR)
             command = [*_bwrap_command(workdir, env, as_root), python, executor, json.dumps(settings)]
             popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
             home = workdir.with_suffix(".home")
             home.mkdir()
             command = [python, executor, json.dumps(settings)]
-            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")))
+            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")), str(UNTRUSTED_DIR))
+        join_group, set_limits = (self.group.join_fn() if self.group else None), _limit_setter(limits)
+
+        def preexec() -> None:  # in the child, before exec: into the cgroup first, then the rlimits
+            if join_group:
+                join_group()
+            set_limits()
+
         self.started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=popen_env,
-                pass_fds=[write_end], start_new_session=True,
-                preexec_fn=_limit_setter(limits), cwd=str(workdir))
+                pass_fds=[write_end], start_new_session=True, preexec_fn=preexec, cwd=str(workdir))
         os.close(write_end)
         self.reader = threading.Thread(target=self._read_events, args=(read_end,), daemon=True)
         self.reader.start()
 
     def _read_events(self, read_end: int) -> None:
+        """Parse what the sandbox sends, line by line, each line and the total capped before parsing."""
         received = 0
         with os.fdopen(read_end, "rb") as stream:
-            for line in stream:
+            while line := stream.readline(MAX_EVENT_BYTES + 1):
                 received += len(line)
-                if received > MAX_RESULT_BYTES:
+                if len(line) > MAX_EVENT_BYTES or received > MAX_RESULT_BYTES:
                     self.events.put({"event": "too much output"})
                     return
                 try:
-                    self.events.put(json.loads(line))
+                    event = json.loads(line)
                 except ValueError:
+                    event = None
+                if not isinstance(event, dict) or not isinstance(event.get("event"), str):
                     self.events.put({"event": "garbled"})
                     return
+                self.events.put(event)
         self.events.put({"event": "closed"})
 
     def kill(self) -> None:
@@ -256,6 +283,10 @@ class RunningExecutor:
         self.process.wait()
         if self.process.stdin:
             self.process.stdin.close()
+        if self.group:
+            self.group.close()  # leftovers of the sandbox, daemons included
+        if self.disk_limited:
+            self.disk_limited = not unmount_workdir(self.workdir)
         if self._uid_lock_fd is not None:
             _release_uid(self.uid, self._uid_lock_fd)
             self._uid_lock_fd = None
@@ -275,45 +306,53 @@ class RunningExecutor:
             return "the kernel could not start"
         return None
 
-    def run(self, nb: NotebookNode) -> ExecutionResult:
-        """Execute `nb` (a sanitized notebook) and return it with the outputs of the cells that ran."""
-        nb = nbformat.from_dict(nb)
+    def start(self, nb: NotebookNode) -> str | None:
+        """Hand the executor the notebook it runs (hidden tests removed); None, or why it cannot run."""
         problem = self._wait_ready()
-        started = time.monotonic()
-        if problem is None:
-            try:
-                self.process.stdin.write(nbformat.writes(nb).encode())
-                self.process.stdin.close()
-            except (BrokenPipeError, OSError):
-                problem = "the executor died before it got the notebook"
-        status, reason = ("crashed", problem) if problem else self._collect(nb, started)
-        self.kill()
-        seconds = time.monotonic() - started
-        if status != "done":
-            mark_not_run(nb, reason)
-        return ExecutionResult(status, reason, nb, seconds, self._log_tail())
+        self.started = time.monotonic()
+        self.deadline = self.started + self.limits.timeout
+        return problem or self._send(json.dumps(nb))
 
-    def _collect(self, nb: NotebookNode, started: float) -> tuple[str, str]:
-        deadline = started + self.limits.timeout
-        while True:
-            event = self._next_event(deadline)
-            if event is None:
-                return "timed out", f"the notebook ran longer than {self.limits.timeout:g} s"
-            kind = event["event"]
-            if kind == "cell":
-                cell = nb.cells[event["index"]]
-                cell.outputs = [nbformat.from_dict(output) for output in event["outputs"]]
-                cell.execution_count = event["execution_count"]
-                cell.metadata["gradekit_ran"] = True
-            elif kind == "done":
-                return "done", ""
-            elif kind == "crashed":
-                return "crashed", event["reason"]
-            elif kind == "too much output":
-                return "crashed", f"more than {MAX_RESULT_BYTES // 2**20} MB of output"
-            else:
-                self.process.wait()
-                return "crashed", _exit_reason(self.process.returncode)
+    def _send(self, line: str) -> str | None:
+        try:
+            self.process.stdin.write(line.encode() + b"\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return "the executor died before it got the notebook"
+        return None
+
+    def command(self, message: dict, expect: str) -> dict:
+        """Send one command; the answer event, or `{"event": "failed", "status", "reason"}`."""
+        event = self._command(message, expect)
+        if event["event"] == "failed" and event["status"] == "crashed" and self.group and self.group.oom_killed():
+            event["reason"] = (f"the notebook's processes used more than {self.limits.sandbox_memory_mb} MB "
+                               "of memory together")
+        return event
+
+    def _command(self, message: dict, expect: str) -> dict:
+        if self._send(json.dumps(message)) is not None:
+            self.process.wait()
+            return {"event": "failed", "status": "crashed", "reason": _exit_reason(self.process.returncode)}
+        event = self._next_event(self.deadline)
+        if event is None:
+            return {"event": "failed", "status": "timed out",
+                    "reason": f"the notebook ran longer than {self.limits.timeout:g} s"}
+        kind = event["event"]
+        if kind == expect:
+            return event
+        if kind == "crashed":
+            return {"event": "failed", "status": "crashed", "reason": str(event.get("reason", ""))[:300]}
+        if kind == "too much output":
+            return {"event": "failed", "status": "crashed",
+                    "reason": f"more than {MAX_EVENT_BYTES // 2**20} MB of output at once"}
+        self.process.wait()
+        return {"event": "failed", "status": "crashed", "reason": _exit_reason(self.process.returncode)}
+
+    def finish(self) -> float:
+        """Stop the executor; the seconds its notebook ran."""
+        self._send(json.dumps({"op": "end"}))
+        self.kill()
+        return time.monotonic() - self.started
 
     def _log_tail(self) -> str:
         try:
@@ -366,8 +405,11 @@ class Sandbox:
 
 
 def copy_into(executor: RunningExecutor, files: Path) -> None:
-    """Copy a submission's working files into a started executor's working directory."""
-    shutil.copytree(files, executor.workdir, dirs_exist_ok=True)
+    """Copy a submission's working files into a started executor's working directory.
+
+    Not its notebooks: the sanitized notebook on the grader's side holds the hidden tests; the
+    kernel gets the notebook over its pipe, without them."""
+    shutil.copytree(files, executor.workdir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb"))
     stat = executor.workdir.stat()
     for path in [executor.workdir, *executor.workdir.rglob("*")]:
         os.chown(path, stat.st_uid, stat.st_gid) if os.geteuid() == 0 else None

@@ -12,6 +12,7 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ ENTRIES = {
     "double/chaff_triple.py": '"""Chaff: 3 * x."""\n\ndef double(x):\n    return 3 * x\n',
     "double/chaff_in_place.py": '"""Chaff: doubles x in place."""\n\ndef double(x):\n    return x.mul_(2)\n',
     "double/chaff_right.py": '"""Chaff that is really right: 2.0 * x."""\n\ndef double(x):\n    return 2.0 * x\n',
-    "double/chaff_stderr.py": ('"""Chaff: right values but prints to stderr."""\nimport sys\n\n'
+    "double/chaff_stderr.py": ('"""Chaff that is really right: prints to stderr."""\nimport sys\n\n'
                                'def double(x):\n    print("debug", file=sys.stderr)\n    return 2 * x\n'),
     "double/chaff_syntax.py": '"""Chaff: missing colon."""\n\ndef double(x)\n    return 2 * x\n',
     "half/chaff_double.py": '"""Chaff: x * 2."""\n\ndef half(x):\n    return x * 2\n',
@@ -149,7 +150,7 @@ def test_harness_reports_surviving_chaffs_and_failing_wheats(tiny):
     assert verdicts(report) == {
         "double/chaff_in_place.py": "chaff killed",
         "double/chaff_right.py": "SURVIVED",
-        "double/chaff_stderr.py": "BAD MESSAGE",  # killed, but through stderr: no message to read
+        "double/chaff_stderr.py": "SURVIVED",  # right values: printing to stderr is not a mistake for the judge
         "double/chaff_syntax.py": "chaff killed",
         "double/chaff_triple.py": "chaff killed",
         "double/wheat_add.py": "wheat ok",
@@ -226,7 +227,8 @@ def test_fork_after_importing_torch_runs_torch_in_the_child():
              {"source": "0.5", "grade_id": "test_partial", "points": 2.0, "is_test": True, "is_answer": False}]
     result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
     points = {c["grade_id"]: c["points"] for c in result["cells"]}
-    assert points == {"test_torch": 1.0, "test_stderr": 0.0, "test_partial": 0.5}, result
+    # The judge decides: stderr cannot zero a test cell, a displayed value cannot earn partial credit.
+    assert points == {"test_torch": 1.0, "test_stderr": 2.0, "test_partial": 2.0}, result
 
 
 def test_fidelity_on_the_tiny_lab_matches_fast_mode(tiny, tmp_path):
@@ -248,3 +250,18 @@ def test_cells_with_magics_are_graded_in_a_kernel():
     result = corpus.kernel_grade(cells, timeout=60)
     assert [(c["grade_id"], c["points"], c["ename"]) for c in result["cells"]] == [
         ("test_env", 1.0, ""), ("test_error", 0.0, "ValueError")]
+
+
+def test_a_mistake_costs_once_through_the_judge():
+    """Wrong compute_gradients: its own test loses the points, gradient_descent_step (which uses it) keeps them."""
+    lab = corpus.find_lab("lab1")
+    cells = [asdict(c) for c in corpus.code_cells(lab.notebook())]
+    index = corpus.answer_index([corpus.Cell(**c) for c in cells], "compute_gradients")
+    wrong = cells[index]["source"].replace("y_pred - y_true", "y_true - y_pred")  # the classic sign slip
+    assert wrong != cells[index]["source"]
+    cells[index]["source"] = wrong
+    result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
+    points = {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
+    assert points["test_compute_gradients"][0] == 0
+    for grade_id in ("test_gradient_descent_step", "test_compute_gradients_v2", "test_standardize"):
+        assert points[grade_id][0] == points[grade_id][1], (grade_id, result)

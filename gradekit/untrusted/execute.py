@@ -1,17 +1,21 @@
 """The executor that runs one student notebook, started inside the sandbox by `gradekit.sandbox`.
 
-Run as a script (`python execute.py '<json settings>'`), never imported by the sandboxed side:
-the sandbox shows this one file, not the gradekit package. Protocol:
+Run as a script (`python execute.py '<json settings>'`); it trusts nothing and nothing trusts it:
+everything it sends back is data that the grader parses under limits. Protocol:
 
 1. start the kernel (the execution logic of nbgrader's `Execute` preprocessor, configured like the course's
-   `nbgrader autograde`) and import the lab's heavy modules in it ("warm" executor);
-2. write `{"event": "ready"}` on the result pipe (an fd given in the settings), then reads the sanitized notebook
-   from stdin until end of file;
-3. execute it cell by cell, writing `{"event": "cell", "index", "outputs", "execution_count"}`
-   after each code cell, then `{"event": "done"}` (or `{"event": "crashed", "reason"}`).
+   `nbgrader autograde`), import the lab's heavy modules in it ("warm" executor), write `{"event": "ready"}`
+   on the result pipe (an fd given in the settings);
+2. read from stdin, one JSON line each: first the notebook to run (test cells hold their visible checks
+   only: hidden tests never come here), then commands:
+   - `{"op": "cell", "index": i}`: execute cell i, answer `{"event": "cell", "index", "outputs",
+     "execution_count"}` (or `{"event": "crashed", "reason"}` when the kernel died);
+   - `{"op": "bridge", "request": "<json>"}`: evaluate `bridge.serve(request)` in the kernel as a user
+     expression (no history, no execution count), answer `{"event": "bridge", "reply": "<json>"}`;
+   - `{"op": "end"}`: stop.
 
-Cells arrive one by one so that a notebook killed half way (time limit, a student's
-`os._exit`) still has the outputs of the cells it ran; the grader marks the others not run.
+The grader drives the notebook cell by cell so that the trusted judge can check each test cell at its
+place in the notebook, against the kernel's state at that moment.
 """
 
 from __future__ import annotations
@@ -88,25 +92,73 @@ def _warm_up(executor, modules: list[str]) -> None:
     executor.wait_for_reply(msg_id)
 
 
-def _run(executor, nb, cwd: str, pipe: ResultPipe) -> None:
-    from nbclient.exceptions import DeadKernelError
-
+def _start_notebook(executor, nb, cwd: str) -> None:
     executor.nb = nb
     executor.resources = {"metadata": {"path": cwd}}
     executor.reset_execution_trackers()
     info = executor.wait_for_reply(executor.kc.kernel_info())
     nb.metadata["language_info"] = info["content"]["language_info"]
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
+
+
+def _run_cell(executor, nb, index: int, pipe: ResultPipe) -> bool:
+    """Execute one cell; False when the kernel died."""
+    from nbclient.exceptions import DeadKernelError
+
+    cell = nb.cells[index]
+    try:
+        executor.execute_cell(cell, index, store_history=True)
+    except DeadKernelError:
+        pipe.send("crashed", reason=f"the kernel died in cell {index} (exit, segfault or memory limit)")
+        return False
+    pipe.send("cell", index=index, outputs=cell.get("outputs", []), execution_count=cell.get("execution_count"))
+    return True
+
+
+def _bridge(executor, request: str, pipe: ResultPipe) -> bool:
+    """Ask the kernel's bridge; the answer is the repr of a JSON string (IPython formats user expressions).
+
+    Waits like a cell (the course's per-cell timeout, then the kernel is interrupted); False when the
+    kernel died."""
+    import ast
+
+    from nbclient.exceptions import DeadKernelError
+
+    expression = f"__import__('bridge').serve({request!r})"
+    msg_id = executor.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression})
+    try:
+        reply = executor.wait_for_reply(msg_id)
+    except DeadKernelError:
+        pipe.send("crashed", reason="the kernel died while the judge called a function")
+        return False
+    if reply is None:
+        text = json.dumps({"error": {"type": "TimeoutError",
+                                     "message": f"did not return within {executor.timeout} s"}})
+    else:
+        result = reply["content"].get("user_expressions", {}).get("r", {})
         try:
-            executor.execute_cell(cell, index, store_history=True)
-        except DeadKernelError:
-            pipe.send("crashed", reason=f"the kernel died in cell {index} (exit, segfault or memory limit)")
+            text = ast.literal_eval(result["data"]["text/plain"])
+        except Exception:
+            text = json.dumps({"error": {"type": "BridgeError",
+                                         "message": str(result.get("evalue", "no answer"))[:500]}})
+    pipe.send("bridge", reply=text)
+    return True
+
+
+def _serve(executor, cwd: str, pipe: ResultPipe) -> None:
+    import nbformat
+
+    nb = nbformat.reads(sys.stdin.readline(), as_version=4)
+    _start_notebook(executor, nb, cwd)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "cell":
+            if not _run_cell(executor, nb, command["index"], pipe):
+                return
+        elif command["op"] == "bridge":
+            if not _bridge(executor, command["request"], pipe):
+                return
+        else:
             return
-        pipe.send("cell", index=index, outputs=cell.get("outputs", []),
-                  execution_count=cell.get("execution_count"))
-    pipe.send("done")
 
 
 def _drop_privileges(uid: int | None) -> None:
@@ -126,14 +178,11 @@ def main() -> int:
     _drop_privileges(settings.get("uid"))
     _protect_from_kernel(settings["result_fd"])
     pipe = ResultPipe(settings["result_fd"])
-    import nbformat
-
     executor = _make_executor(settings)
     _warm_up(executor, settings.get("warm_modules", []))
     pipe.send("ready")
-    nb = nbformat.reads(sys.stdin.read(), as_version=4)
     try:
-        _run(executor, nb, settings["cwd"], pipe)
+        _serve(executor, settings["cwd"], pipe)
     finally:
         executor.km.shutdown_kernel(now=True)
     return 0

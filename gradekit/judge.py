@@ -1,0 +1,528 @@
+"""The trusted judge: a test cell's points come from here, never from the student's process.
+
+For every test cell, at its place in the notebook, the kernel runs the cell's visible checks (what the
+student sees) and then the judge runs the whole cell, visible and hidden checks, in the grader's own
+process, from the gradebook's copy of the instructor's source. The judge's namespace holds what the
+lab's locked cells define (imports, check helpers, data loaders: run here from the trusted source, so
+a student who redefines them changes nothing the judge checks). Every other name the checks use is the
+student's: it is looked up in the kernel over the channel (`gradekit/untrusted/bridge.py`) and
+arrives as a plain value (tensors as bytes, numbers, strings, containers) or as a `RemoteObject`
+handle whose methods run in the kernel. Student code never runs here; the hidden tests never go there.
+
+The verdict becomes the test cell's outputs in the notebook that nbgrader scores: nothing (full
+points) or one error with the judge's message (no points). What the kernel printed stays, but its
+stderr cannot zero a cell and a value it displays cannot earn partial credit.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nbformat
+import torch
+from nbformat.notebooknode import NotebookNode
+
+from gradekit.untrusted import wire
+
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+MAX_VERDICT = 1500
+
+
+class ChannelClosed(BaseException):
+    """The kernel stopped answering (died, timed out): not a verdict on the student's code.
+
+    A BaseException, so that a test's `except Exception` cannot turn it into a verdict."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class StudentCodeError(Exception):
+    """An exception raised by the student's code in the kernel (its type name and message, as text)."""
+
+
+_exception_classes: dict[str, type] = {"NotImplementedError": NotImplementedError}
+
+
+def _student_exception(type_name: str, message: str) -> BaseException:
+    """A local exception named like the kernel's (so that `call` says `raised ValueError: ...`)."""
+    name = re.sub(r"\W", "", str(type_name))[:60] or "Error"
+    if name[0].isdigit():
+        name = "E" + name
+    cls = _exception_classes.get(name)
+    if cls is None:
+        cls = _exception_classes[name] = type(name, (StudentCodeError,), {})
+    return cls(str(message))
+
+
+# ---------------------------------------------------------------- remote objects
+
+
+class RemoteObject:
+    """An object that lives in the student's kernel: attribute reads, calls and iteration go there.
+
+    Tensors read from it are copies; assigning an attribute sends the value. `isinstance` works for
+    torch classes (a stand-in class is built from the class names the kernel reports, the way
+    `unittest.mock` answers `isinstance` through `__class__`)."""
+
+    __slots__ = ("_gk_judge", "_gk_handle")
+
+    def __init__(self, judge: Judge, handle: wire.Handle) -> None:
+        object.__setattr__(self, "_gk_judge", judge)
+        object.__setattr__(self, "_gk_handle", handle)
+
+    @property
+    def __class__(self):  # noqa: F811 - deliberate: isinstance() consults it
+        return self._gk_judge.stand_in(self._gk_handle)
+
+    def _gk_ref(self) -> dict:
+        return {"$h": {"id": self._gk_handle.number}}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._gk_judge.request({"op": "getattr", "target": self._gk_ref(), "name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._gk_judge.request({"op": "setattr", "target": self._gk_ref(), "name": name,
+                                "value": self._gk_judge.encode(value)})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._gk_judge.call(self, args, kwargs)
+
+    def __iter__(self):
+        return iter(self._gk_judge.request({"op": "iter", "target": self._gk_ref()}))
+
+    def __len__(self) -> int:
+        value = self._gk_judge.request({"op": "len", "target": self._gk_ref()})
+        if type(value) is not int or value < 0:
+            raise TypeError("len() of the student's object is not a non-negative int")
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._gk_judge.request({"op": "getitem", "target": self._gk_ref(), "key": self._gk_judge.encode(key)})
+
+    def __repr__(self) -> str:
+        return f"<{self._gk_handle.name} in the student's notebook>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemoteObject) and other._gk_handle.number == self._gk_handle.number
+
+    def __hash__(self) -> int:
+        return hash(("remote", self._gk_handle.number))
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _local_class(path: str) -> type | None:
+    """The judge's own class for a kernel class name, only among torch's already imported modules."""
+    module_name, _, qualname = path.rpartition(".")
+    if not (module_name == "torch" or module_name.startswith("torch.")):
+        return None
+    value: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        value = getattr(value, part, None)
+    return value if isinstance(value, type) else None
+
+
+# ---------------------------------------------------------------- the namespace
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """print/display in the judge: the lab's cells print for the student, not for the grader."""
+
+
+class JudgeNamespace(dict):
+    """Globals of the judged cells: trusted names first, then the student's, fetched on first use.
+
+    The student's names are fetched again for every cell (the notebook may redefine them)."""
+
+    def __init__(self, judge: Judge) -> None:
+        super().__init__(__name__="__main__", __builtins__=builtins, print=_quiet, display=_quiet)
+        self.judge = judge
+        self.remote: set[str] = set()
+
+    def _fetch(self, name: str) -> tuple[bool, Any]:
+        if name.startswith("__") or hasattr(builtins, name):
+            return False, None
+        reply = self.judge.request_raw({"op": "lookup", "name": name})
+        if reply.get("missing"):
+            return False, None
+        value = self.judge.decode_reply(reply)
+        dict.__setitem__(self, name, value)
+        self.remote.add(name)
+        return True, value
+
+    def __missing__(self, name: str) -> Any:
+        found, value = self._fetch(name)
+        if not found:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or (isinstance(name, str) and self._fetch(name)[0])
+
+    def get(self, name: Any, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.remote.discard(name)
+        dict.__setitem__(self, name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self.remote.discard(name)
+        dict.__delitem__(self, name)
+
+    def forget_student_names(self) -> None:
+        for name in self.remote:
+            dict.pop(self, name, None)
+        self.remote.clear()
+
+
+# ---------------------------------------------------------------- the judge
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    message: str = ""
+    ename: str = "CheckFailed"  # a bare `assert` in a test shows as AssertionError: an authoring mistake
+
+
+class Judge:
+    """Runs trusted cells against one student's kernel, reached through `send(request) -> reply`."""
+
+    def __init__(self, send: Callable[[dict], dict], program: dict[str, str]) -> None:
+        self.send = send
+        self.program = program
+        self.namespace = JudgeNamespace(self)
+        self._stand_ins: dict[tuple[str, ...], type] = {}
+        self.last_called = ""
+        # Check helpers that must run where the student's objects live (autograd through their model):
+        # the judge's versions replace the checks cell's after every trusted cell.
+        self.judge_side_helpers = {"gradients_through": self._gradients_through}
+        # The lab's cells skip pure plots while grading (`SHOW_PLOTS`), here as in the kernel.
+        os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
+
+    # ------------------------------------------------------------ channel
+
+    def request_raw(self, message: dict) -> dict:
+        reply = self.send(message)
+        if not isinstance(reply, dict):
+            raise ChannelClosed("crashed", "the kernel sent something that is not an answer")
+        return reply
+
+    def decode_reply(self, reply: dict) -> Any:
+        if "error" in reply:
+            error = reply["error"] if isinstance(reply["error"], dict) else {}
+            raise _student_exception(error.get("type", "Error"), error.get("message", ""))
+        try:
+            return wire.decode(reply.get("ok"), self._make_handle)
+        except (wire.WireError, ValueError, TypeError, OverflowError) as error:
+            raise StudentCodeError(f"returned something that cannot be checked ({error})") from None
+
+    def request(self, message: dict) -> Any:
+        return self.decode_reply(self.request_raw(message))
+
+    def _make_handle(self, tag: str, spec: Any) -> RemoteObject:
+        if tag != "$h":
+            raise wire.WireError("unexpected value")
+        return RemoteObject(self, wire.handle_spec(spec))
+
+    def _reference(self, value: Any) -> dict:
+        if isinstance(value, RemoteObject):
+            return value._gk_ref()
+        if isinstance(value, torch.nn.Module):
+            return wire.encode_module(value)
+        raise wire.WireError(f"a {type(value).__name__} cannot be sent to the student's code")
+
+    def encode(self, value: Any) -> Any:
+        return wire.encode(value, self._reference)
+
+    def call(self, function: RemoteObject, args: tuple, kwargs: dict) -> Any:
+        """Call the student's function in the kernel; mirror its in-place changes to tensors and modules."""
+        self.last_called = function._gk_handle.name
+        arguments = [(str(i), v) for i, v in enumerate(args)] + [(f"k:{k}", v) for k, v in kwargs.items()]
+        modules = [key for key, value in arguments
+                   if isinstance(value, torch.nn.Module) and not isinstance(value, RemoteObject)]
+        reply = self.request_raw({"op": "call", "target": function._gk_ref(), "args": self.encode(list(args)),
+                                  "kwargs": self.encode(dict(kwargs)), "modules": modules})
+        result = self.decode_reply(reply)
+        after = reply.get("after") if isinstance(reply.get("after"), dict) else {}
+        for key, value in arguments:
+            if key in after:
+                self._apply_after(value, after[key])
+        return result
+
+    def _gradients_through(self, name: str, model: Any, x: Any, grad_output: Any) -> dict:
+        fail = self.namespace["fail"]
+        if not isinstance(model, RemoteObject):  # the judge's own model: autograd right here
+            model.zero_grad()
+            model(x).backward(grad_output)
+            return {parameter_name: p.grad for parameter_name, p in model.named_parameters()}
+        try:
+            gradients = self.request({"op": "gradients", "target": model._gk_ref(), "args": self.encode([x]),
+                                      "grad_output": self.encode(grad_output)})
+        except StudentCodeError as error:
+            fail(name, f"autograd could not differentiate its output ({type(error).__name__}: {error}).",
+                 "build forward from differentiable torch operations on the parameters "
+                 "(no .detach(), .item(), .numpy() or torch.no_grad()).")
+        if not isinstance(gradients, dict):
+            fail(name, "autograd gave no gradients for its parameters.")
+        return gradients
+
+    @staticmethod
+    def _apply_after(local: Any, state: Any) -> None:
+        try:
+            with torch.no_grad():
+                if isinstance(local, torch.Tensor) and not isinstance(local, RemoteObject):
+                    new = wire.decode_tensor(state.get("$t") if isinstance(state, dict) else None)
+                    local.data = new.detach().to(local.dtype) if new.shape == local.shape else new.detach()
+                elif isinstance(local, torch.nn.Module) and isinstance(state, dict):
+                    parameters = dict(local.named_parameters())
+                    for name, value in (state.get("parameters") or {}).items():
+                        if name in parameters:
+                            new = wire.decode_tensor(value.get("$t") if isinstance(value, dict) else None)
+                            if new.shape == parameters[name].shape:
+                                parameters[name].data = new.detach().to(parameters[name].dtype)
+                                parameters[name].grad = None if new.grad is None else new.grad.to(
+                                    parameters[name].dtype)
+                    buffers = dict(local.named_buffers())
+                    for name, value in (state.get("buffers") or {}).items():
+                        if name in buffers:
+                            new = wire.decode_tensor(value.get("$t") if isinstance(value, dict) else None)
+                            if new.shape == buffers[name].shape:
+                                buffers[name].data = new.to(buffers[name].dtype)
+        except (wire.WireError, ValueError, TypeError, AttributeError):
+            pass  # a malformed update leaves the judge's copy as it was: the checks then fail on their own
+
+    def stand_in(self, handle: wire.Handle) -> type:
+        """A local class that answers isinstance() for the kernel object's torch classes."""
+        key = tuple(handle.classes)
+        if key not in self._stand_ins:
+            base = next((cls for cls in map(_local_class, handle.classes) if cls is not None), None)
+            try:
+                stand_in = type(handle.name or "StudentObject", (base,), {}) if base not in (None, object) \
+                    else RemoteObject
+            except TypeError:  # a final class (function, method): nothing to pretend
+                stand_in = RemoteObject
+            self._stand_ins[key] = stand_in
+        return self._stand_ins[key]
+
+    # ------------------------------------------------------------ cells
+
+    def run(self, grade_id: str, is_test: bool) -> Verdict:
+        """Run the trusted source of cell `grade_id`; raises ChannelClosed when the kernel is gone."""
+        self.namespace.forget_student_names()
+        try:
+            try:
+                exec(compile(self.program[grade_id], f"<{grade_id}>", "exec"), self.namespace)
+            finally:
+                for helper, replacement in self.judge_side_helpers.items():
+                    if dict.__contains__(self.namespace, helper):
+                        dict.__setitem__(self.namespace, helper, replacement)
+        except ChannelClosed:
+            raise
+        except NotImplementedError:
+            name = self.last_called or grade_id
+            return Verdict(False, f"{name}: is not written yet (it still raises NotImplementedError).\n  Hint: "
+                                  "replace `raise NotImplementedError()` in its cell with your code, then run "
+                                  "that cell.")
+        except AssertionError as error:  # CheckFailed and its message, written for the student
+            return Verdict(False, _clip(str(error)), type(error).__name__)
+        except NameError as error:
+            name = getattr(error, "name", None) or str(error)
+            return Verdict(False, _clip(f"{grade_id}: `{name}` is not defined in your notebook. Hint: run (or "
+                                        "restore) the cell that defines it, and keep its name."))
+        except RecursionError:
+            return Verdict(False, f"{grade_id}: your code returned something nested too deeply to check.")
+        except Exception as error:  # the checks could not use what the student's code gave back
+            if is_test:
+                return Verdict(False, _clip(f"{grade_id}: the checks could not use what your code returned "
+                                            f"({type(error).__name__}: {error})."))
+            return Verdict(False, "")
+        return Verdict(True)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_VERDICT else text[:MAX_VERDICT] + " ..."
+
+
+# ---------------------------------------------------------------- notebooks
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def strip_hidden_tests(source: str) -> str:
+    """A test cell as the kernel gets it: the lines between the hidden-test delimiters removed."""
+    lines, hidden = [], False
+    for line in source.split("\n"):
+        if HIDDEN_BEGIN in line:
+            hidden = True
+        elif HIDDEN_END in line:
+            hidden = False
+        elif not hidden:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def kernel_notebook(nb: NotebookNode) -> NotebookNode:
+    """The notebook sent to the sandbox: every hidden-test region removed, no outputs."""
+    copy = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in copy.cells:
+        if HIDDEN_BEGIN in cell.get("source", ""):
+            cell.source = strip_hidden_tests(cell.source)
+    return copy
+
+
+def judged_outputs(kernel_outputs: list, verdict: Verdict) -> list:
+    """A test cell's outputs for nbgrader: what the kernel printed, then the judge's verdict.
+
+    The kernel's errors and displayed values are dropped (only the judge decides: nbgrader reads an
+    error as 0 points and a displayed number as partial credit); its stderr is kept as stdout (nbgrader
+    reads stderr as 0 points, and a warning a library printed is not the student's mistake)."""
+    outputs = []
+    for output in kernel_outputs:
+        kind = output.get("output_type")
+        if kind == "stream":
+            outputs.append(nbformat.v4.new_output("stream", name="stdout", text=output.get("text", "")))
+        elif kind == "display_data":
+            outputs.append(output)
+    if not verdict.passed:
+        outputs.append(nbformat.v4.new_output("error", ename=verdict.ename, evalue=verdict.message,
+                                              traceback=[f"{verdict.ename}: {verdict.message}"]))
+    return outputs
+
+
+def trusted_program(db_url: str, lab: str, notebook: str) -> dict[str, str]:
+    """grade_id -> source of every code cell the judge runs: tests and locked cells, from the gradebook.
+
+    The gradebook keeps the instructor's source as `nbgrader generate_assignment` saved it, hidden
+    tests included; nothing here comes from the submission."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        record = gb.find_notebook(notebook, lab)
+        graded = {c.name for c in record.grade_cells}
+        answers = {c.name for c in record.solution_cells}  # the student's code: never the instructor's
+        return {c.name: c.source for c in record.source_cells
+                if c.cell_type == "code" and (c.locked or c.name in graded) and c.name not in answers}
+
+
+# ---------------------------------------------------------------- one submission
+
+
+STREAM_NAMES = ("stdout", "stderr")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        value = "".join(v for v in value if isinstance(v, str))
+    return value if isinstance(value, str) else ""
+
+
+def clean_output(output: Any) -> NotebookNode | None:
+    """One output from the kernel, rebuilt field by field from what nbformat allows (or dropped)."""
+    if not isinstance(output, dict):
+        return None
+    kind = output.get("output_type")
+    if kind == "stream":
+        name = output.get("name") if output.get("name") in STREAM_NAMES else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=_text(output.get("text")))
+    if kind == "error":
+        traceback = output.get("traceback")
+        return nbformat.v4.new_output("error", ename=_text(output.get("ename"))[:200],
+                                      evalue=_text(output.get("evalue"))[:5000],
+                                      traceback=[_text(t) for t in traceback[:200]] if isinstance(traceback, list)
+                                      else [])
+    if kind in ("display_data", "execute_result"):
+        data = output.get("data")
+        if not isinstance(data, dict):
+            return None
+        clean = {}
+        for mime, value in data.items():
+            if not isinstance(mime, str):
+                continue
+            clean[mime] = value if isinstance(value, (dict, list)) and mime.endswith("json") else _text(value)
+        fields = {"data": clean, "metadata": {}}
+        if kind == "execute_result":
+            count = output.get("execution_count")
+            fields["execution_count"] = count if type(count) is int else None
+        return nbformat.v4.new_output(kind, **fields)
+    return None
+
+
+def _executor_channel(executor) -> Callable[[dict], dict]:
+    def send(message: dict) -> dict:
+        event = executor.command({"op": "bridge", "request": json.dumps(message)}, expect="bridge")
+        if event["event"] == "failed":
+            raise ChannelClosed(event["status"], event["reason"])
+        try:
+            reply = json.loads(event.get("reply"))
+        except (TypeError, ValueError, RecursionError):
+            reply = None
+        if not isinstance(reply, dict):
+            return {"error": {"type": "BridgeError", "message": "the kernel's answer could not be read"}}
+        return reply
+
+    return send
+
+
+def run_judged(executor, nb: NotebookNode, program: dict[str, str]):
+    """Execute `nb` (sanitized, hidden tests included) in a started executor, judging its test cells.
+
+    The kernel gets the notebook without hidden tests; each cell runs in order and, where the cell is
+    one of the lab's (a test or a locked cell), the judge runs its trusted source right after it.
+    Returns the sandbox's ExecutionResult with the notebook as nbgrader will score it."""
+    from gradekit.sandbox import ExecutionResult, mark_not_run
+
+    problem = executor.start(kernel_notebook(nb))
+    if problem:
+        executor.kill()
+        mark_not_run(nb, problem)
+        return ExecutionResult("crashed", problem, nb, 0.0, executor._log_tail())
+    judge = Judge(_executor_channel(executor), program)
+    status, reason = "done", ""
+    try:
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            event = executor.command({"op": "cell", "index": index}, expect="cell")
+            if event["event"] == "failed":
+                status, reason = event["status"], event["reason"]
+                break
+            outputs = event.get("outputs") if isinstance(event.get("outputs"), list) else []
+            cell.outputs = [o for o in map(clean_output, outputs) if o is not None]
+            count = event.get("execution_count")
+            cell.execution_count = count if type(count) is int else None
+            grade_id = nbgrader_meta(cell).get("grade_id")
+            if grade_id in program:
+                try:
+                    verdict = judge.run(grade_id, is_test_cell(cell))
+                except ChannelClosed as closed:
+                    status, reason = closed.status, closed.reason
+                    break
+                if is_test_cell(cell):
+                    cell.outputs = judged_outputs(cell.outputs, verdict)
+            cell.metadata["gradekit_ran"] = True
+    finally:
+        seconds = executor.finish()
+    mark_not_run(nb, reason) if status != "done" else [c.metadata.pop("gradekit_ran", None) for c in nb.cells]
+    return ExecutionResult(status, reason, nb, seconds, executor._log_tail())
