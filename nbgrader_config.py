@@ -31,3 +31,21 @@ c.CourseDirectory.max_file_size = 1000  # KB
 # Long outputs (a student printing in a loop) are cut before they reach the gradebook.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
+
+# nbgrader's own feedback (`nbgrader generate_feedback`, the formgrader's "Generate Feedback") renders
+# the autograded notebook, hidden tests and tracebacks included: HideHiddenTests cuts them out first.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "gradekit.feedback.HideHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+
+# Late work (gradekit.lms.gradebook): `collect` writes each submission's LMS time into nbgrader's
+# timestamp.txt; these due dates and per-student extensions (hours, by LMS student id) go into the
+# gradebook, and nbgrader's AssignLatePenalties applies the penalty while grading.
+c.LateWork.duedates = {}  # e.g. {"lab1": "2026-03-06 23:59:00 Europe/Paris"}
+c.LateWork.extensions = {}  # e.g. {"lab1": {"12345": 48}}
+# nbgrader's default records lateness without a penalty; "zero" scores late work 0; or, per started day:
+#   c.AssignLatePenalties.plugin_class = "gradekit.lms.gradebook.PenaltyPerDay"
+#   c.PenaltyPerDay.fraction_per_day = 0.1
+c.LateSubmissionPlugin.penalty_method = "none"

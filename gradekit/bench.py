@@ -109,6 +109,52 @@ def notebook_seconds(root: Path, labs: list[str]) -> list[float]:
     return values
 
 
+def judge_costs(root: Path, labs: list[str]) -> tuple[list[float], list[float]]:
+    """(wall, CPU) seconds each submission spent in the trusted judge (from the grader's status.json)."""
+    walls, cpus = [], []
+    for lab in labs:
+        path = root / "reports" / lab / "status.json"
+        if path.exists():
+            for student in json.loads(path.read_text())["students"]:
+                if student.get("judge_seconds") is not None:
+                    walls.append(student["judge_seconds"])
+                    cpus.append(student["judge_cpu"])
+    return walls, cpus
+
+
+def phase_costs(root: Path, labs: list[str]) -> dict[str, list[float]]:
+    """Seconds per student of each grading phase, from the grader's status.json of every lab."""
+    phases: dict[str, list[float]] = {}
+    for lab in labs:
+        path = root / "reports" / lab / "status.json"
+        if path.exists():
+            for phase, values in json.loads(path.read_text()).get("phases", {}).items():
+                phases.setdefault(phase, []).extend(values)
+    return phases
+
+
+def projection(medians: dict[str, float], students: int, cores: int) -> float:
+    """Hours to grade `students` on `cores` (one worker per core) from per-student phase medians.
+
+    Staging runs in one process while execution runs on every core; scoring runs in one process
+    after execution. So: max(staging, execution / cores) + scoring, per student, times students."""
+    parallel = max(medians.get("staging", 0.0), medians.get("execution", 0.0) / cores)
+    return students * (parallel + medians.get("scoring", 0.0)) / 3600
+
+
+def print_phases(phases: dict[str, list[float]]) -> None:
+    medians = {phase: statistics.median(values) for phase, values in phases.items() if values}
+    if not medians:
+        return
+    print("per-student phases of gradekit grade (median seconds): " + ", ".join(
+        f"{phase} {seconds:.2f}" for phase, seconds in medians.items()))
+    print("projection (hours, one worker per core; staging and scoring run in one process each):")
+    print("  students " + "".join(f"{cores:>10} cores" for cores in (2, 16, 64)))
+    for students in (500, 10_000):
+        print(f"  {students:>8} " + "".join(f"{projection(medians, students, cores):>16.2f}"
+                                             for cores in (2, 16, 64)))
+
+
 def _cell_seconds(cell: nbformat.NotebookNode) -> float:
     from datetime import datetime
 
@@ -204,5 +250,11 @@ def main(args: argparse.Namespace) -> int:
     if floor:
         print(f"per-submission floor with the warm pool (notebook alone, in the sandbox): median "
               f"{statistics.median(floor):.2f} s, max {max(floor):.2f} s")
+    print_phases(phase_costs(args.out.resolve() / "gradekit", labs))
+    walls, cpus = judge_costs(args.out.resolve() / "gradekit", labs)
+    if walls:
+        print(f"trusted judge per submission: median {statistics.median(walls):.2f} s wall (its own work and "
+              f"the kernel's answers), {statistics.median(cpus):.2f} s CPU of its own work; "
+              f"max {max(walls):.2f} s")
     print("scores identical in every run" if identical else "SCORES DIFFER between graders")
     return 0 if identical else 1

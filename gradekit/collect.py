@@ -1,27 +1,56 @@
 """`collect`: place an LMS bulk download (zip or folder) into submitted/<student>/<lab>/<notebook>.ipynb.
 
-Understands Canvas names (`lastnamefirstname_12345_67890_<file>`, `..._late_...`), Moodle folders
-(`Full Name_12345_assignsubmission_file_/<file>`), nbgrader-like folders (`<student>/<file>`) and
-normalises the notebook name (`Copy of ...`, `... (2)`, `...-1`). It never overwrites silently:
-an existing submission is kept unless `--replace`, and when a student uploaded several notebooks
-the newest one is used (the others are listed). Everything is reported, printed and written to
-reports/<lab>/collect.csv, with the files it could not place.
+Students are who the LMS says they are (`gradekit.lms.identity`): the folder is the LMS's user id,
+so two students with one name stay two, and a name in any script works. Layouts
+(`gradekit.lms.layouts`): Canvas (`LATE`, re-uploads `-1`, Unicode names), Moodle (folders and flat
+names), Blackboard (attempt files and receipts), Gradescope exports (`submission_metadata.yml`) and
+plain `<id>/[<lab>/]<file>` folders, at any depth; notebooks saved as `.ipynb.json` too.
+
+Choosing among a student's notebooks (the rule, reported for every choice): an edited notebook
+beats an unchanged copy of the release (a stub); then the notebook named for the lab (after
+`Copy of `, ` (2)`, `-1` are removed) beats other names; then the latest upload (LMS time, then
+Canvas's upload number, then re-upload number `-2` > `-1`, then the file's own time).
+
+Submission times: the LMS's time (Blackboard, Gradescope, the Moodle worksheet) goes into nbgrader's
+`timestamp.txt`, so nbgrader's late penalties apply; Canvas only says `LATE`, which is recorded as
+one minute after the due date (`c.LateWork.duedates`, `gradekit.lms.gradebook`).
+
+Nothing goes stale or is lost: a newer submission replaces the collected one (the old file is
+kept under reports/<lab>/collect-history/), an older one does not (unless `--replace`); every run is
+appended to reports/<lab>/collect-log.csv; reports/<lab>/collect.csv is the last run.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import hashlib
+import json
 import re
 import sys
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
 
 from gradekit.course import Course
+from gradekit.lms.identity import Identity, Roster, load_roster, read_roster, save_roster
+from gradekit.lms.layouts import (
+    BLACKBOARD,
+    Context,
+    blackboard_receipt,
+    gradescope_metadata,
+    identify,
+    is_notebook,
+    normalise_stem,
+    parse_time,
+    resubmission_number,
+)
 from gradekit.safe_text import csv_safe, terminal_safe
 
 MAX_ENTRY_BYTES = 100 * 2**20  # same cap as gradekit.repair: a bigger notebook is rejected there anyway
@@ -29,64 +58,39 @@ MAX_TOTAL_BYTES = 4 * 2**30
 MAX_ENTRIES = 20000
 MAX_COMPRESSION_RATIO = 200  # beyond this an entry is treated as a zip bomb
 JUNK = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints|\.DS_Store|Thumbs\.db|desktop\.ini)(/|$)|(^|/)\._")
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f %Z"  # what nbgrader itself writes into timestamp.txt
+LATE_MARGIN = timedelta(minutes=1)
 
-CANVAS = re.compile(r"^(?P<student>[a-z0-9]+)_(?P<late>late_)?(?P<user>\d+)_(?P<submission>\d+)_(?P<file>.+)$")
-MOODLE = re.compile(r"^(?P<student>.+?)_(?P<user>\d+)_assignsubmission_(?:file|onlinetext)_?$")
-COPY_PREFIX = re.compile(r"^(copy of |copie de |kopie van |kopie von )+", re.IGNORECASE)
-COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|-\d+|_\d+|\s+copy|_copy|-copy)+$", re.IGNORECASE)
+__all__ = ["collect", "normalise_stem", "Found"]
 
 
 @dataclass
 class Found:
-    """One file of the download."""
+    """One file of the download (one per student for a Gradescope group submission)."""
 
     source: str  # its path inside the zip or folder
     data: bytes
     modified: datetime | None
-    student: str | None = None
+    identity: Identity | None = None
+    layout: str = ""
     notebook_stem: str | None = None
-    late: bool = False
+    late: bool | None = None
+    submitted_at: datetime | None = None
+    attachment: int = 0
+    stub: bool = False
     action: str = ""
     target: str = ""
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def student(self) -> str | None:
+        return self.identity.student if self.identity else None
 
-def student_id(name: str) -> str:
-    """A file-system and nbgrader friendly id: ascii, lower case, words joined by '_'."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_name.lower())
-    return "_".join(words)
-
-
-def normalise_stem(filename: str) -> str:
-    """`Copy of lab1_x (2).ipynb` / `lab1_x-1.ipynb` -> `lab1_x`."""
-    stem = PurePosixPath(filename).name
-    stem = re.sub(r"\.ipynb$", "", stem, flags=re.IGNORECASE).strip()
-    stem = COPY_PREFIX.sub("", stem).strip()
-    return COPY_SUFFIX.sub("", stem).strip()
-
-
-def identify(found: Found) -> None:
-    """Fill in student, notebook name and late flag from the path; leaves student None if unknown."""
-    parts = PurePosixPath(found.source).parts
-    name = parts[-1]
-    for folder in parts[:-1]:
-        moodle = MOODLE.match(folder)
-        if moodle:
-            found.student = student_id(moodle["student"]) or None
-            found.notebook_stem = normalise_stem(name)
-            return
-    canvas = CANVAS.match(name)
-    if canvas:
-        found.student = student_id(canvas["student"])
-        found.late = bool(canvas["late"])
-        found.notebook_stem = normalise_stem(canvas["file"])
-        return
-    if len(parts) >= 2:  # <student>/<file> or <student>/<lab>/<file>
-        found.student = student_id(parts[0])
-        found.notebook_stem = normalise_stem(name)
-    if found.student == "":  # no ascii letter or digit in the name: not an id (it would be submitted/<lab>)
-        found.student = None
+    def order(self) -> tuple:
+        """Later uploads sort higher."""
+        moment = self.submitted_at.timestamp() if self.submitted_at else float("-inf")
+        return (moment, self.attachment, resubmission_number(self.source),
+                self.modified or datetime.min)
 
 
 # ---------------------------------------------------------------- reading the download safely
@@ -97,6 +101,17 @@ def _safe_member(name: str) -> bool:
     return not path.is_absolute() and ".." not in path.parts and not re.match(r"^[a-zA-Z]:", name)
 
 
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name; zips without the UTF-8 flag (some LMSs) still carry UTF-8 names."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    return unicodedata.normalize("NFC", name.replace("\\", "/"))
+
+
 def read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
     found, total = [], 0
     with zipfile.ZipFile(path) as archive:
@@ -104,10 +119,10 @@ def read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
         if len(members) > MAX_ENTRIES:
             raise SystemExit(f"{path}: {len(members)} entries, more than {MAX_ENTRIES}; refusing to read it")
         for info in members:
-            name = info.filename
+            name = _member_name(info)
             if info.is_dir() or JUNK.search(name):
                 continue
-            if not _safe_member(name):
+            if not _safe_member(info.filename):
                 skipped.append((name, "unsafe path in the zip (absolute or '..'): ignored"))
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
@@ -125,7 +140,7 @@ def read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
             total += len(data)
             if total > MAX_TOTAL_BYTES:
                 raise SystemExit(f"{path}: more than {MAX_TOTAL_BYTES / 2**30:.0f} GB uncompressed; refusing")
-            found.append(Found(name.replace("\\", "/"), data, datetime(*info.date_time)))
+            found.append(Found(name, data, datetime(*info.date_time)))
     return found
 
 
@@ -139,7 +154,7 @@ def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | Non
 def read_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Found]:
     found = []
     for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
+        relative = unicodedata.normalize("NFC", path.relative_to(root).as_posix())
         if path.is_symlink():
             skipped.append((relative, "symbolic link: ignored"))
             continue
@@ -149,96 +164,293 @@ def read_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Found]:
             skipped.append((relative, f"too large ({path.stat().st_size / 2**20:.0f} MB): ignored"))
             continue
         found.append(Found(relative, path.read_bytes(), datetime.fromtimestamp(path.stat().st_mtime)))
+        if len(found) > MAX_ENTRIES:
+            raise SystemExit(f"{root}: more than {MAX_ENTRIES} files; refusing to read it")
     return found
 
 
-# ---------------------------------------------------------------- choosing and placing
+# ---------------------------------------------------------------- identifying
 
 
-def _resubmission_number(found: Found) -> int:
-    """Canvas and browsers number re-uploads: `-1`, ` (2)`; a higher number is a later upload."""
-    numbers = re.findall(r"(?:-|\()(\d+)\)?(?:\.ipynb)?$", PurePosixPath(found.source).name, re.IGNORECASE)
-    return int(numbers[-1]) if numbers else 0
-
-
-def choose(candidates: list[Found], canonical: str) -> tuple[Found, list[Found]]:
-    """The notebook to grade among a student's files: the right name first, then the newest."""
-    def key(found: Found):
-        exact = found.notebook_stem == canonical
-        return (exact, found.modified or datetime.min, _resubmission_number(found))
-
-    ranked = sorted(candidates, key=key, reverse=True)
-    return ranked[0], ranked[1:]
-
-
-def plan(files: list[Found], lab: str, canonical: str) -> list[Found]:
-    """Decide, for every file, which student's submission it is or why it is not used."""
-    by_student: dict[str, list[Found]] = {}
+def read_context(files: list[Found], lab: str, labs: list[str], zone: tzinfo) -> Context:
+    """Gradescope metadata and Blackboard receipts, read before the files they describe."""
+    context = Context(lab, labs, zone)
     for found in files:
-        identify(found)
-        if not found.source.lower().endswith(".ipynb"):
+        name = PurePosixPath(found.source).name
+        if name == "submission_metadata.yml":
+            found.action = "read"
+            try:
+                context.gradescope = {**(context.gradescope or {}), **gradescope_metadata(found.data)}
+                found.notes.append("Gradescope submission metadata")
+            except (ValueError, TypeError, RecursionError, yaml.YAMLError) as error:
+                found.action = "not placed"  # nothing is placed from metadata that cannot be read
+                found.notes.append(f"unreadable Gradescope metadata: {type(error).__name__}: {str(error)[:200]}")
+        elif name.lower().endswith(".txt") and (match := BLACKBOARD.match(name[:-4])) and not match["file"]:
+            found.action = "read"
+            receipt = blackboard_receipt(found.data)
+            if receipt:
+                context.receipts[match["prefix"]] = receipt
+                found.notes.append("Blackboard receipt")
+            else:
+                found.notes.append("Blackboard receipt without a 'Name: ... (user)' line")
+    return context
+
+
+def identify_all(files: list[Found], context: Context, roster: Roster | None) -> list[Found]:
+    """One Found per (file, student), identities completed from the roster."""
+    result = []
+    for found in files:
+        if found.action:
+            result.append(found)
+            continue
+        placement = identify(found.source, context)
+        if placement is None:
+            found.action = "not placed"
+            found.notes.append("no student in the path (expected an LMS download layout or <id>/<file>)")
+            result.append(found)
+            continue
+        found.layout = placement.layout
+        if placement.problem:
+            found.action = "not placed"
+            found.notes.append(placement.problem)
+            result.append(found)
+            continue
+        found.notebook_stem = normalise_stem(placement.filename)
+        found.late, found.submitted_at, found.attachment = placement.late, placement.submitted_at, placement.attachment
+        if len(placement.identities) > 1:  # a Gradescope group: the notebook is every member's
+            found.notes.append(f"group submission of {len(placement.identities)} students")
+        for index, identity in enumerate(placement.identities):
+            one = found if index == 0 else copy.copy(found)
+            one.notes = list(found.notes)
+            known = roster.students.get(identity.student) if roster else None
+            one.identity = identity.merged(known)
+            if known and known.extra.get("Last modified (submission)") and one.submitted_at is None:
+                # Moodle's worksheet has the submission time the download lacks.
+                one.submitted_at = parse_time(known.extra["Last modified (submission)"], context.zone)
+            result.append(one)
+    return result
+
+
+# ---------------------------------------------------------------- choosing
+
+
+def release_answers(course: Course, lab: str, canonical: str) -> dict[str, str]:
+    """grade_id -> source of the release's answer cells (what an untouched stub contains)."""
+    path = course.release / lab / f"{canonical}.ipynb"
+    if not path.is_file():
+        return {}
+    return _answers(path.read_bytes()) or {}
+
+
+def _answers(data: bytes) -> dict[str, str] | None:
+    try:
+        nb = json.loads(data)
+        answers = {}
+        for cell in nb.get("cells", []):
+            meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+            if meta.get("solution") and isinstance(meta.get("grade_id"), str):
+                source = cell.get("source", "")
+                answers[meta["grade_id"]] = "".join(source) if isinstance(source, list) else str(source)
+        return answers
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        return None
+
+
+def is_stub(data: bytes, release: dict[str, str]) -> bool:
+    """An unchanged copy of the release: every answer cell as released."""
+    answers = _answers(data)
+    if not release or not answers:
+        return False
+    return all(answers.get(grade_id, source) == source for grade_id, source in release.items())
+
+
+def choose(candidates: list[Found], canonical: str, lab: str) -> tuple[Found, list[Found], str]:
+    """The notebook to grade among a student's notebooks, the others, and why (the documented rule)."""
+    def named(found: Found) -> int:
+        stem = (found.notebook_stem or "").lower()
+        return 2 if stem == canonical.lower() else 1 if lab.lower() in stem else 0
+
+    ranked = sorted(candidates, key=lambda f: (not f.stub, named(f), f.order()), reverse=True)
+    chosen, others = ranked[0], ranked[1:]
+    if not others:
+        return chosen, others, ""
+    if any(o.stub for o in others) and not chosen.stub:
+        why = "the others are unchanged copies of the release" if all(o.stub for o in others) \
+            else "edited, named for the lab, latest"
+    elif any(named(o) < named(chosen) for o in others):
+        why = f"named for {lab}"
+    else:
+        why = "latest upload"
+    return chosen, others, why
+
+
+def plan(files: list[Found], lab: str, canonical: str, release: dict[str, str] | None = None) -> list[Found]:
+    """Decide, for every file, which student's submission it is or why it is not used."""
+    if any(not f.action and not f.layout for f in files):  # not identified yet (callers other than collect)
+        files[:] = identify_all(files, read_context(files, lab, [lab], UTC), None)
+    by_student: dict[str, list[Found]] = {}
+    raw_ids: dict[str, set] = {}
+    for found in files:
+        if found.action:
+            continue
+        if not is_notebook(found.source):
             found.action = "not placed"
             found.notes.append("not a notebook")
             continue
         if found.student is None:
             found.action = "not placed"
-            found.notes.append("no student in the file name (expected an LMS download layout)")
+            found.notes.append("empty LMS user id")
             continue
-        if found.notebook_stem != canonical and lab.lower() not in (found.notebook_stem or "").lower():
-            others = [f for f in files if f.student == found.student and f is not found
-                      and f.source.lower().endswith(".ipynb")]
-            if others:
-                found.action = "not placed"
-                found.notes.append(f"notebook name '{found.notebook_stem}' is not {canonical}")
-                continue
-            found.notes.append(f"only notebook of this student, named '{found.notebook_stem}'")
+        found.stub = is_stub(found.data, release or {})
         by_student.setdefault(found.student, []).append(found)
+        raw_ids.setdefault(found.student, set()).add((found.identity.lms, found.identity.user))
     for student, candidates in by_student.items():
-        chosen, others = choose(candidates, canonical)
+        if len(raw_ids[student]) > 1:  # only possible for hashed ids: refuse rather than merge
+            for found in candidates:
+                found.action = "not placed"
+                found.notes.append(f"two different LMS ids map to student id {student}: rename by hand")
+            continue
+        chosen, others, why = choose(candidates, canonical, lab)
         chosen.action = "place"
         for other in others:
             other.action = "not placed"
-            other.notes.append(f"{student} submitted several notebooks; used the newest: {chosen.source}")
+            stub = " (an unchanged copy of the release)" if other.stub else ""
+            other.notes.append(f"{student} submitted {len(candidates)} notebooks; used {chosen.source}{stub}")
         if others:
-            chosen.notes.append(f"newest of {len(candidates)} notebooks")
+            chosen.notes.append(f"chosen from {len(candidates)} notebooks: {why}")
+        if chosen.stub:
+            chosen.notes.append("unchanged copy of the release (will score 0)")
+        if chosen.notebook_stem != canonical and not others:
+            chosen.notes.append(f"only notebook of this student, named '{chosen.notebook_stem}'")
     return files
 
 
-def place(files: list[Found], course: Course, lab: str, canonical: str, replace: bool) -> None:
+# ---------------------------------------------------------------- placing, with history and times
+
+
+def state_path(course: Course, lab: str) -> Path:
+    return course.root / "reports" / lab / "lms.json"
+
+
+def load_state(course: Course, lab: str) -> dict:
+    """student -> what was collected for them (identity, source, hash, time, late)."""
+    path = state_path(course, lab)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _record(found: Found, timestamp: datetime | None) -> dict:
+    identity = found.identity
+    return {"lms": identity.lms, "user": identity.user, "name": identity.name, "email": identity.email,
+            "sis_id": identity.sis_id, "login": identity.login, "section": identity.section,
+            "source": found.source, "sha256": hashlib.sha256(found.data).hexdigest(),
+            "submitted_at": found.submitted_at.isoformat() if found.submitted_at else None,
+            "timestamp": timestamp.isoformat() if timestamp else None, "late": found.late,
+            "attachment": found.attachment, "resubmission": resubmission_number(found.source),
+            "collected_at": datetime.now(UTC).isoformat()}
+
+
+def _older_than(found: Found, previous: dict) -> bool:
+    """Whether this file is known to be an older upload than the one collected before."""
+    if found.submitted_at and previous.get("submitted_at"):
+        return found.submitted_at < datetime.fromisoformat(previous["submitted_at"])
+    if found.attachment and previous.get("attachment"):
+        return (found.attachment, resubmission_number(found.source)) < \
+            (previous["attachment"], previous.get("resubmission", 0))
+    return False  # unknown: the download in hand is the LMS's latest word
+
+
+def submission_time(found: Found, due: datetime | None) -> tuple[datetime | None, str]:
+    """The time written to timestamp.txt, and a note when it is not the LMS's own."""
+    if found.submitted_at:
+        return found.submitted_at.astimezone(UTC), ""
+    if found.late:
+        if due is None:
+            return None, "late by the LMS, but no due date is set (c.LateWork.duedates): no penalty applied"
+        return due + LATE_MARGIN, "late by the LMS (no time in the download): recorded as just after the due date"
+    return None, ""
+
+
+def place(files: list[Found], course: Course, lab: str, canonical: str, replace: bool,
+          due: datetime | None = None) -> None:
+    state = load_state(course, lab)
+    history = course.root / "reports" / lab / "collect-history"
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     for found in files:
         if found.action != "place":
             continue
-        target = course.submitted / found.student / lab / f"{canonical}.ipynb"
+        folder = course.submitted / found.student / lab
+        target = folder / f"{canonical}.ipynb"
         found.target = str(target.relative_to(course.root))
+        timestamp, note = submission_time(found, due)
+        if note:
+            found.notes.append(note)
+        previous = state.get(found.student, {})
         if target.exists():
             if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(found.data).digest():
                 found.action = "unchanged"
-                continue
-            if not replace:
+            elif not replace and _older_than(found, previous):
                 found.action = "kept existing"
-                found.notes.append("a different submission is already there; use --replace to overwrite it")
+                found.notes.append("older than the submission already collected (use --replace to take it)")
                 continue
-            found.notes.append("replaced the previous submission")
-            found.action = "replaced"
+            else:
+                kept = history / found.student / f"{run}_{canonical}.ipynb"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_bytes(target.read_bytes())
+                found.action = "replaced"
+                found.notes.append(f"replaced the previous submission (kept as {kept.relative_to(course.root)})")
         else:
             found.action = "placed"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(found.data)
-        if found.late:
+        folder.mkdir(parents=True, exist_ok=True)
+        if found.action != "unchanged":
+            target.write_bytes(found.data)
+        stamp = folder / "timestamp.txt"
+        if timestamp:
+            stamp.write_text(timestamp.astimezone(UTC).strftime(TIMESTAMP_FORMAT) + "\n")
+        elif stamp.exists():
+            stamp.unlink()  # the time of an earlier upload would be stale
+        if found.late and not note:
             found.notes.append("marked late by the LMS")
-
-
-def write_report(files: list[Found], skipped: list[tuple[str, str]], path: Path) -> None:
+        state[found.student] = _record(found, timestamp)
+    path = state_path(course, lab)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
+    path.write_text(json.dumps(state, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- reporting
+
+COLUMNS = ["source", "layout", "student", "lms_user_id", "name", "action", "target", "late", "submitted_at", "notes"]
+
+
+def _rows(files: list[Found], skipped: list[tuple[str, str]]) -> list[list[str]]:
+    # File names, names and notes quote what students uploaded: no formulas, no control characters.
+    rows = []
+    for found in files:
+        identity = found.identity
+        rows.append([csv_safe(found.source), found.layout, csv_safe(found.student or ""),
+                     csv_safe(identity.user if identity else ""), csv_safe(identity.name if identity else ""),
+                     found.action, csv_safe(found.target), "yes" if found.late else "",
+                     found.submitted_at.isoformat() if found.submitted_at else "", csv_safe("; ".join(found.notes))])
+    rows += [[csv_safe(source), "", "", "", "", "not placed", "", "", "", csv_safe(reason)]
+             for source, reason in skipped]
+    return rows
+
+
+def write_report(files: list[Found], skipped: list[tuple[str, str]], path: Path, log: Path | None = None,
+                 download: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = _rows(files, skipped)
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["source", "student", "action", "target", "late", "notes"])
-        # File names and notes quote what students uploaded: no formulas, no control characters.
-        for found in files:
-            writer.writerow([csv_safe(found.source), csv_safe(found.student or ""), found.action,
-                             csv_safe(found.target), "yes" if found.late else "", csv_safe("; ".join(found.notes))])
-        for source, reason in skipped:
-            writer.writerow([csv_safe(source), "", "not placed", "", "", csv_safe(reason)])
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    if log is not None:  # every run appended, never overwritten
+        new = not log.exists()
+        run = datetime.now(UTC).isoformat(timespec="seconds")
+        with log.open("a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["run", "download", *COLUMNS])
+            writer.writerows([run, csv_safe(download), *row] for row in rows)
 
 
 def print_report(files: list[Found], skipped: list[tuple[str, str]], report: Path) -> None:
@@ -248,31 +460,56 @@ def print_report(files: list[Found], skipped: list[tuple[str, str]], report: Pat
     width = max((len(source) for source in sources.values()), default=10)
     for found in placed:
         late = " (late)" if found.late else ""
+        who = terminal_safe(str(found.student), 60)
+        if found.identity and found.identity.name:
+            who += f" ({terminal_safe(found.identity.name, 60)})"
         notes = f"  [{terminal_safe('; '.join(found.notes))}]" if found.notes else ""
-        print(f"{found.action:13} {sources[id(found)]:{width}} -> {terminal_safe(str(found.student))}{late}{notes}")
+        print(f"{found.action:13} {sources[id(found)]:{width}} -> {who}{late}{notes}")
     unplaced = [(f.source, "; ".join(f.notes)) for f in files if f.action == "not placed"] + skipped
     if unplaced:
         print(f"\nCould not place {len(unplaced)} file(s):")
         for source, reason in unplaced:
             print(f"  {terminal_safe(source, 120)}: {terminal_safe(reason)}")
-    print(f"\n{len(placed)} submission(s), {len(unplaced)} file(s) not placed; report: {report}")
+    students = len({f.student for f in placed})
+    print(f"\n{students} student(s), {len(unplaced)} file(s) not placed; report: {report}")
 
 
-def collect(course: Course, lab: str, download: Path, replace: bool = False) -> tuple[list[Found], list]:
+def _zone(name: str | None) -> tzinfo:
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SystemExit(f"unknown time zone {name!r}") from error
+
+
+def collect(course: Course, lab: str, download: Path, replace: bool = False, roster: Path | None = None,
+            timezone: str | None = None) -> tuple[list[Found], list]:
     """Place the download's notebooks; returns (files, skipped) as reported."""
+    from gradekit.lms.gradebook import apply_dates, due_date, register_students
+
     canonical = course.notebook_name(lab) if course.source.joinpath(lab).is_dir() else \
         sorted(course.release.joinpath(lab).glob("*.ipynb"))[0].stem
+    labs = course.labs() if course.source.is_dir() else [lab]
     skipped: list[tuple[str, str]] = []
+    if roster is not None:
+        save_roster(course.root, read_roster(roster))
+    known = load_roster(course.root)
     if download.is_dir():
         files = read_folder(download, skipped)
     elif zipfile.is_zipfile(download):
         files = read_zip(download, skipped)
     else:
         raise SystemExit(f"{download}: neither a folder nor a zip file")
-    plan(files, lab, canonical)
-    place(files, course, lab, canonical, replace)
+    context = read_context(files, lab, labs, _zone(timezone))
+    files = identify_all(files, context, known)
+    plan(files, lab, canonical, release_answers(course, lab, canonical))
+    place(files, course, lab, canonical, replace, due_date(course, lab))
+    register_students(course, lab, [f.identity for f in files if f.action in
+                                    ("placed", "replaced", "unchanged", "kept existing")])
+    apply_dates(course, lab)
     report = course.root / "reports" / lab / "collect.csv"
-    write_report(files, skipped, report)
+    write_report(files, skipped, report, report.with_name("collect-log.csv"), download.name)
     print_report(files, skipped, report)
     return files, skipped
 
@@ -282,7 +519,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("download", type=Path, help="LMS bulk-download zip, or a folder of files")
     parser.add_argument("--course", type=Path, default=None, help="course directory (default: this repository)")
     parser.add_argument("--replace", action="store_true",
-                        help="overwrite submissions already in submitted/ (reported per student)")
+                        help="take this download's submissions even where they are older than those collected")
+    parser.add_argument("--roster", type=Path, default=None,
+                        help="Canvas gradebook export, Moodle grading worksheet or id,name,email CSV (kept)")
+    parser.add_argument("--timezone", default=None,
+                        help="time zone of times without one (Blackboard attempt names), e.g. Europe/Paris; "
+                             "default UTC")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -292,5 +534,6 @@ def main(args: argparse.Namespace) -> int:
     if not args.download.exists():
         print(f"{args.download}: no such file or folder", file=sys.stderr)
         return 2
-    files, skipped = collect(course, args.lab, args.download, replace=args.replace)
-    return 0 if any(f.action in ("placed", "replaced", "unchanged") for f in files) else 1
+    files, skipped = collect(course, args.lab, args.download, replace=args.replace, roster=args.roster,
+                             timezone=args.timezone)
+    return 0 if any(f.action in ("placed", "replaced", "unchanged", "kept existing") for f in files) else 1

@@ -11,6 +11,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _configured_db_url(config_file: Path) -> str:
+    """`c.CourseDirectory.db_url` of a course's nbgrader_config.py ('' when it sets none).
+
+    Read on every use, not cached: the file is Python and may take the URL from the environment."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config()
+    value = config.CourseDirectory.get("db_url", "") if "CourseDirectory" in config else ""
+    return str(value or "")
+
+
 @dataclass(frozen=True)
 class Course:
     """An nbgrader course directory (the repository root, or a scratch copy for demos and tests)."""
@@ -38,12 +49,59 @@ class Course:
         return self.root / "feedback"
 
     @property
+    def db_url(self) -> str:
+        """nbgrader's gradebook: nbgrader_config.py's `c.CourseDirectory.db_url`, else nbgrader's default,
+        SQLite in <root>/gradebook.db. Any SQLAlchemy URL nbgrader accepts
+        (postgresql+psycopg2://user:password@host/database for several graders and the formgrader).
+
+        Only the course's config file says it (no environment override): nbgrader's own commands, the
+        formgrader and the grader's scoring step read that file too, so they all use one database.
+        The file may read the URL from the environment itself (tests, secrets kept out of the repo)."""
+        url = ""
+        config_file = self.root / "nbgrader_config.py"
+        if config_file.is_file():
+            url = _configured_db_url(config_file).strip()
+        if not url:
+            return f"sqlite:///{self.root / 'gradebook.db'}"
+        return _anchor_sqlite(url, self.root)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
     def gradebook(self) -> Path:
+        """The SQLite gradebook file (for a server database, the default path, which does not exist:
+        use `has_gradebook()` to ask whether there is a gradebook)."""
+        if self.is_sqlite:
+            from sqlalchemy.engine import make_url
+
+            database = make_url(self.db_url).database
+            if database and database != ":memory:":
+                return Path(database)
         return self.root / "gradebook.db"
 
     @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.gradebook}"
+    def db_display(self) -> str:
+        """The gradebook's URL as it may be printed: never the password."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.db_url).render_as_string(hide_password=True)
+
+    def has_gradebook(self) -> bool:
+        """Whether nbgrader's gradebook exists (the SQLite file, or nbgrader's tables in the server database).
+
+        Asking must not create it (opening `nbgrader.api.Gradebook` creates the tables). A server
+        that cannot be reached is an error, not "no gradebook"."""
+        if self.is_sqlite:
+            return self.gradebook.is_file()
+        from sqlalchemy import create_engine, inspect
+
+        engine = create_engine(self.db_url)
+        try:
+            return inspect(engine).has_table("assignment")
+        finally:
+            engine.dispose()
 
     def labs(self) -> list[str]:
         """Assignment ids, in teaching order (the folders of source/)."""
@@ -61,6 +119,18 @@ class Course:
             command.append("--log-level=WARN")
         return subprocess.run(command, cwd=self.root, check=check, text=True, capture_output=quiet,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def _anchor_sqlite(url: str, root: Path) -> str:
+    """A relative SQLite path is relative to the course root (nbgrader runs there), wherever we run."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return url
+    if Path(parsed.database).is_absolute():
+        return url
+    return parsed.set(database=str(root / parsed.database)).render_as_string(hide_password=False)
 
 
 def repo_course() -> Course:

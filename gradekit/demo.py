@@ -91,8 +91,12 @@ def write_lms_zip(path: Path, lab: str, notebook_name: str, files: dict[str, byt
 
 
 def read_status(course: Course, lab: str) -> dict[str, dict]:
+    """The grader's status per student, keyed by display name (students are graded under their LMS id)."""
+    from gradekit.collect import load_state
+
+    names = {student: record.get("name") or student for student, record in load_state(course, lab).items()}
     status = json.loads((course.root / "reports" / lab / "status.json").read_text())
-    return {entry["student"]: entry for entry in status["students"]}
+    return {names.get(entry["student"], entry["student"]): entry for entry in status["students"]}
 
 
 def print_score_table(statuses: dict[str, dict[str, dict]]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 from gradekit.course import Course
 from gradekit.safe_text import multiline_safe
@@ -62,6 +63,34 @@ def student_messages(cell: NotebookNode) -> list[str]:
         elif output.get("output_type") == "stream":
             messages.append(clean("".join(output.get("text", "").splitlines(keepends=True)[:20])))
     return messages
+
+
+class HideHiddenTests(NbGraderPreprocessor):
+    """For nbgrader's own feedback (`nbgrader generate_feedback`, the formgrader's button).
+
+    nbgrader renders the autograded notebook, whose test cells hold the hidden tests (restored from
+    the source) and whose tracebacks quote them. Configured in nbgrader_config.py as one of
+    `GenerateFeedback.preprocessors`, this cuts every hidden block out of every cell (student cells
+    too: a marker there must not hide anything else) and reduces errors and stderr to the message
+    lines our own pages show.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        for cell in nb.cells:
+            if "hidden tests" in cell.source.lower():
+                cell.source = visible_source(cell.source)
+            if cell.cell_type != "code":
+                continue
+            outputs = []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    message = clean(f"{output.get('ename', 'Error')}: {output.get('evalue', '')}")
+                    output["traceback"] = [message]
+                elif output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["text"] = "\n".join(failure_messages(nbformat.from_dict({"outputs": [output]}))) + "\n"
+                outputs.append(output)
+            cell.outputs = outputs
+        return nb, resources
 
 
 @dataclass
@@ -165,10 +194,24 @@ def status_notice(entry: dict | None) -> str:
             "(Runtime &gt; Restart and run all), and contact your instructor.</p>")
 
 
-def notice_page(student: str, lab: str, notice: str) -> str:
+def notice_page(student: str, lab: str, notice: str, max_total: float | None = None) -> str:
+    score = "" if max_total is None else f"<p>Score: <b>0 / {max_total:g}</b></p>"
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(lab)} feedback</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(lab)}: feedback for {html.escape(student)}"
-            f"</h1>{notice}</body></html>")
+            f"</h1>{notice}{score}</body></html>")
+
+
+def _max_score(course: Course, lab: str) -> float | None:
+    if not course.has_gradebook():
+        return None
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with warnings.catch_warnings(), Gradebook(course.db_url) as gradebook:
+        warnings.simplefilter("ignore")
+        try:
+            return float(gradebook.find_assignment(lab).max_score)
+        except MissingEntry:
+            return None
 
 
 def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float,
@@ -187,13 +230,19 @@ def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, ma
 
 def write_feedback(course: Course, lab: str, students: list[str] | None = None) -> list[Path]:
     """Write feedback/<student>/<lab>/<notebook>.html for every autograded student; returns the pages."""
+    from gradekit.lms.gradebook import load_ungradable
+
     notebook = course.notebook_name(lab) if course.source.joinpath(lab).is_dir() else None
     statuses = grading_status(course, lab)
+    # A submission recorded as ungradable (0 points) after the last status.json was written.
+    for student, record in load_ungradable(course, lab).items():
+        if statuses.get(student, {}).get("status") != "graded":
+            statuses[student] = {"student": student, "status": "invalid", "reason": record["reason"]}
     pages = []
     for path in sorted(course.autograded.glob(f"*/{lab}/*.ipynb")):
         student = path.parent.parent.name
-        if students and student not in students:
-            continue
+        if (students and student not in students) or statuses.get(student, {}).get("status") == "invalid":
+            continue  # an old notebook of a student whose latest submission could not be graded: stale
         name = notebook or path.stem
         nb = nbformat.read(path, as_version=4)
         grades, total, max_total = gradebook_grades(course, lab, name, student)
@@ -203,13 +252,15 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page.write_text(render_page(nb, grades, total, max_total, student, lab, notice), encoding="utf-8")
         pages.append(page)
     graded = {page.parent.parent.name for page in pages}
+    max_total = _max_score(course, lab)
     for student, entry in sorted(statuses.items()):
         # Invalid submissions have no autograded notebook: the page says why.
         if student in graded or (students and student not in students) or entry["status"] == "graded":
             continue
         page = course.feedback / student / lab / f"{notebook or lab}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(notice_page(student, lab, status_notice(entry)), encoding="utf-8")
+        zero = max_total if entry["status"] == "invalid" else None  # invalid work scores 0 (record_ungradable)
+        page.write_text(notice_page(student, lab, status_notice(entry), zero), encoding="utf-8")
         pages.append(page)
     return pages
 

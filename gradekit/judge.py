@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,8 +53,17 @@ class StudentCodeError(Exception):
 _exception_classes: dict[str, type] = {"NotImplementedError": NotImplementedError}
 
 
-def _student_exception(type_name: str, message: str) -> BaseException:
-    """A local exception named like the kernel's (so that `call` says `raised ValueError: ...`)."""
+def _student_exception(type_name: str, message: str, raised_in: Any = "") -> BaseException:
+    """A local exception named like the kernel's (so that `call` says `raised ValueError: ...`).
+
+    `raised_in` (the kernel function whose line raised it) stands in for the traceback the checks
+    read to name an unfinished function: the kernel's frames do not cross the channel."""
+    error = _exception_of(type_name, message)
+    error.raised_in = raised_in if isinstance(raised_in, str) else ""
+    return error
+
+
+def _exception_of(type_name: str, message: str) -> BaseException:
     name = re.sub(r"\W", "", str(type_name))[:60] or "Error"
     if name[0].isdigit():
         name = "E" + name
@@ -224,7 +234,7 @@ class Judge:
     def decode_reply(self, reply: dict) -> Any:
         if "error" in reply:
             error = reply["error"] if isinstance(reply["error"], dict) else {}
-            raise _student_exception(error.get("type", "Error"), error.get("message", ""))
+            raise _student_exception(error.get("type", "Error"), error.get("message", ""), error.get("raised_in"))
         try:
             return wire.decode(reply.get("ok"), self._make_handle)
         except (wire.WireError, ValueError, TypeError, OverflowError) as error:
@@ -500,6 +510,7 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str]):
         return ExecutionResult("crashed", problem, nb, 0.0, executor._log_tail())
     judge = Judge(_executor_channel(executor), program)
     status, reason = "done", ""
+    judge_seconds = judge_cpu = 0.0
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -514,15 +525,19 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str]):
             cell.execution_count = count if type(count) is int else None
             grade_id = nbgrader_meta(cell).get("grade_id")
             if grade_id in program:
+                wall, cpu = time.monotonic(), time.thread_time()
                 try:
                     verdict = judge.run(grade_id, is_test_cell(cell))
                 except ChannelClosed as closed:
                     status, reason = closed.status, closed.reason
                     break
+                finally:
+                    judge_seconds += time.monotonic() - wall
+                    judge_cpu += time.thread_time() - cpu
                 if is_test_cell(cell):
                     cell.outputs = judged_outputs(cell.outputs, verdict)
             cell.metadata["gradekit_ran"] = True
     finally:
         seconds = executor.finish()
     mark_not_run(nb, reason) if status != "done" else [c.metadata.pop("gradekit_ran", None) for c in nb.cells]
-    return ExecutionResult(status, reason, nb, seconds, executor._log_tail())
+    return ExecutionResult(status, reason, nb, seconds, executor._log_tail(), judge_seconds, judge_cpu)

@@ -1,8 +1,10 @@
 # Checking helpers used by the visible and the hidden tests of every lab.
-# This cell is read-only: the autograder restores it, so editing it changes nothing.
+# Run this cell; you do not need to read it. The autograder uses its own copy of this
+# cell, so editing it changes nothing in your grade.
 # Each check raises CheckFailed with a message that names the function, what was
-# expected (shape, value, where) and a hint.
+# expected (shape, value, where) and a hint; a cell whose checks all pass says so.
 import math
+import sys
 
 import torch
 
@@ -15,12 +17,63 @@ def fail(name, problem, hint=""):
     message = f"{name}: {problem}"
     if hint:
         message += f"\n  Hint: {hint}"
-    raise CheckFailed(message)
+    raise CheckFailed(message) from None
+
+
+def passed(name):
+    """Say that the visible checks of `name` pass (the hidden tests run when the notebook is graded)."""
+    print(f"{name}: the visible checks pass. Hidden tests check more cases after you hand in.")
+
+
+def _stub(value):
+    """True for a function, or a class with a method, that still raises NotImplementedError."""
+    functions = [value]
+    if isinstance(value, type):
+        functions = [v for k, v in vars(value).items() if callable(v) and not k.startswith("__")
+                     or k == "__init__"]
+    for function in functions:
+        code = getattr(function, "__code__", None)
+        if code is not None and "NotImplementedError" in code.co_names:
+            return True
+    return False
+
+
+def finish_first(*exercises, **sets):
+    """Stop a cell that uses unfinished exercises, naming them (instead of a NameError further down).
+
+    finish_first("sigmoid", mean_std=("mean", "std")): the function `sigmoid` must be written and
+    the exercise `mean_std` must have set `mean` and `std` (its cell run)."""
+    __tracebackhide__ = True
+    namespace = sys._getframe(1).f_globals
+    missing = []
+    for exercise, names in [(name, (name,)) for name in exercises] + list(sets.items()):
+        names = (names,) if isinstance(names, str) else names
+        try:
+            unfinished = any(name not in namespace or _stub(namespace[name]) for name in names)
+        except Exception:  # an object that cannot be inspected is taken as written
+            unfinished = False
+        if unfinished:
+            missing.append(exercise)
+    if missing:
+        listed = ", ".join(f"`{name}`" for name in missing)
+        fail("finish " + ("exercise " if len(missing) == 1 else "exercises ") + listed + " first",
+             "this cell uses " + ("it" if len(missing) == 1 else "them") + ".",
+             "write the code of each exercise named here, run its cell, then run this cell again.")
 
 
 def make_generator(seed):
     """A private random generator, so that checks are reproducible and leave the global seed alone."""
     return torch.Generator().manual_seed(seed)
+
+
+def _raiser(error):
+    """Name of the function whose `raise NotImplementedError()` line raised `error` (or "")."""
+    if isinstance(getattr(error, "raised_in", None), str):  # raised in the student's kernel (autograder)
+        return error.raised_in
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback.tb_frame.f_code.co_name if traceback is not None else ""
 
 
 def _clone(value):
@@ -33,17 +86,29 @@ def _clone(value):
 
 def call(name, function, *args, **kwargs):
     """Call a student's function; report exceptions and in-place changes to its tensor arguments."""
+    __tracebackhide__ = True
     before = [_clone(a) for a in args]
+    problem = None
     try:
         result = function(*args, **kwargs)
-    except CheckFailed:
-        raise
-    except NotImplementedError:
+    except CheckFailed as error:
+        problem = error
+    except NotImplementedError as error:
+        problem = ("stub", _raiser(error))
+    except Exception as error:  # any error in student code becomes a readable failure
+        problem = ("error", f"{type(error).__name__}: {error}")
+    # The failure is raised here, outside the except blocks: one message, no chained traceback.
+    if isinstance(problem, CheckFailed):
+        raise CheckFailed(str(problem)) from None
+    if problem is not None and problem[0] == "stub":
+        inner = problem[1]
+        if inner and inner != name.split(".")[-1] and inner not in ("__init__", "<module>"):
+            fail(name, f"uses `{inner}`, which is not written yet (it still raises NotImplementedError).",
+                 f"finish `{inner}` first and run its cell.")
         fail(name, "is not written yet (it still raises NotImplementedError).",
              "replace `raise NotImplementedError()` in its cell with your code, then run that cell.")
-    except Exception as error:  # any error in student code becomes a readable failure
-        fail(name, f"raised {type(error).__name__}: {error}",
-             "run the cell that defines it on a small example and read the error.")
+    if problem is not None:
+        fail(name, f"raised {problem[1]}", "run the cell that defines it on a small example and read the error.")
     for position, (old, new) in enumerate(zip(before, args, strict=True)):
         if isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor):
             if old.shape != new.shape or not torch.equal(old, new.detach()):
@@ -59,6 +124,7 @@ def _shape(value):
 
 def check_tensor(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
     """`got` must be a tensor with exactly the shape of `expected` and close values."""
+    __tracebackhide__ = True
     if not isinstance(got, torch.Tensor):
         fail(name, f"returned a {type(got).__name__}; expected a torch.Tensor of shape "
                    f"{tuple(expected.shape)}.", hint or "use torch operations, not Python numbers or numpy.")
@@ -78,6 +144,7 @@ def check_tensor(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
 
 def check_scalar(name, got, expected, rtol=1e-5, atol=1e-6, hint=""):
     """`got` must be a tensor holding one number (any shape with one element) close to `expected`."""
+    __tracebackhide__ = True
     if not isinstance(got, torch.Tensor):
         fail(name, f"returned a {type(got).__name__}; expected a tensor holding one number.",
              hint or "return a torch.Tensor (for example torch.mean(...)), not a Python number.")

@@ -6,6 +6,7 @@ import argparse
 
 from gradekit.authoring import refresh_checks_cell
 from gradekit.course import Course, repo_course
+from gradekit.publish import lab_path, load_settings, refresh_badges
 
 
 def release_lab(course: Course, lab: str) -> None:
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     course = repo_course()
+    # Every notebook's Open-in-Colab badge points into the public student repository (course.toml).
+    for path in refresh_badges(course, load_settings(course.root)):
+        print(f"updated the Open-in-Colab badge of {path.relative_to(course.root)}")
     for lab in args.labs or course.labs():
         release_lab(course, lab)
         print(f"released {lab} -> {course.release / lab}")
@@ -31,13 +35,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def colab_links(course: Course) -> list[str]:
-    """Open-in-Colab links for release/, derived from the git remote `origin` (GitHub)."""
-    import re
-    import subprocess
-
-    remote = subprocess.run(["git", "remote", "get-url", "origin"], cwd=course.root, text=True,
-                            capture_output=True).stdout.strip()
-    match = re.search(r"github\.com[:/]([^/]+/[^/]+?)(?:\.git)?$", remote)
-    repo = match.group(1) if match else "OWNER/REPO"
-    return [f"https://colab.research.google.com/github/{repo}/blob/main/release/{lab}/"
-            f"{course.notebook_name(lab)}.ipynb" for lab in course.labs()]
+    """Open-in-Colab links of the labs in the public student repository (course.toml, `publish`)."""
+    settings = load_settings(course.root)
+    return [settings.colab_url(lab_path(course, lab)) for lab in course.labs()]

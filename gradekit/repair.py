@@ -570,10 +570,32 @@ def _insert_missing(entries: list[tuple[NotebookNode, int | None]], matcher: Mat
             continue
         positions = [pos for pos, (_, r) in enumerate(entries) if r is not None and r < rel.index]
         insert_at = positions[-1] + 1 if positions else 0
-        entries.insert(insert_at, (_release_copy(rel, used_ids), rel.index))
-        what = "its stub (the answer is missing: 0 points)" if rel.kind in ("answer", "written") else \
-            "it from the release"
-        repairs.append(f"{rel.kind} cell '{rel.grade_id}' was deleted: re-inserted {what}")
+        cell = _release_copy(rel, used_ids)
+        written_elsewhere = _defined_elsewhere(entries, release, rel)
+        if written_elsewhere:
+            # The student merged this answer into another cell (or moved its code): the stub would
+            # redefine their functions with `raise NotImplementedError()`. Keep the cell, empty.
+            cell.source = (f"# The answer to '{rel.grade_id}' is in another cell of this notebook "
+                           f"(it defines {', '.join(sorted(written_elsewhere))}).")
+            repairs.append(f"answer cell '{rel.grade_id}' was merged into another cell that defines "
+                           f"{', '.join(sorted(written_elsewhere))}: kept that code, re-inserted an empty cell")
+        else:
+            what = "its stub (the answer is missing: 0 points)" if rel.kind in ("answer", "written") else \
+                "it from the release"
+            repairs.append(f"{rel.kind} cell '{rel.grade_id}' was deleted: re-inserted {what}")
+        entries.insert(insert_at, (cell, rel.index))
+
+
+def _defined_elsewhere(entries: list[tuple[NotebookNode, int | None]], release: list[ReleaseCell],
+                       rel: ReleaseCell) -> set[str]:
+    """The names of a deleted answer cell that the student's own code cells define (all of them, or none)."""
+    if rel.kind != "answer" or not rel.names:
+        return set()
+    defined: set[str] = set()
+    for cell, index in entries:
+        if cell.cell_type == "code" and (index is None or not release[index].locked):
+            defined |= defined_names(cell.source)
+    return set(rel.names) if set(rel.names) <= defined else set()
 
 
 def check_nbgrader_metadata(nb: NotebookNode) -> None:

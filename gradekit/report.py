@@ -62,7 +62,9 @@ def read_gradebook(course: Course, labs: list[str]) -> tuple[list[str], dict[str
                         summary.cell_max[cell.name] = float(cell.max_score)
                         summary.cell_scores[cell.name] = []
             for submission in gradebook.assignment_submissions(lab):
-                summary.scores[submission.student.id] = float(submission.score)
+                # nbgrader's export subtracts the late penalty the same way
+                penalty = float(submission.late_submission_penalty or 0)
+                summary.scores[submission.student.id] = max(0.0, float(submission.score) - penalty)
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         if grade.name in summary.cell_scores:
@@ -240,8 +242,8 @@ def main(args: argparse.Namespace) -> int:
     from gradekit.course import repo_course
 
     course = Course(args.course.resolve()) if args.course else repo_course()
-    if not course.gradebook.exists():
-        print(f"no gradebook at {course.gradebook}: grade a lab first")
+    if not course.has_gradebook():
+        print(f"no gradebook at {course.db_display}: grade a lab first")
         return 1
     index, grades = write_report(course, args.labs)
     print(f"wrote {index} and {grades}")

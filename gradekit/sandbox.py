@@ -73,6 +73,8 @@ class ExecutionResult:
     notebook: NotebookNode  # the input notebook with the outputs of the cells that ran
     seconds: float
     log_tail: str = ""
+    judge_seconds: float = 0.0  # wall time in the judge (its own work and the kernel's answers)
+    judge_cpu: float = 0.0  # CPU time of the judge's own work (references, comparisons, decoding)
 
 
 def bwrap_path() -> str | None:
@@ -282,7 +284,10 @@ class RunningExecutor:
                 pass
         self.process.wait()
         if self.process.stdin:
-            self.process.stdin.close()
+            try:
+                self.process.stdin.close()
+            except OSError:  # unsent commands to an executor the student's code killed
+                pass
         if self.group:
             self.group.close()  # leftovers of the sandbox, daemons included
         if self.disk_limited:
@@ -297,18 +302,27 @@ class RunningExecutor:
         except queue.Empty:
             return None
 
+    def ready(self) -> str | None:
+        """Wait until the kernel is up with the lab's modules imported: None, or why it is not."""
+        if not hasattr(self, "_readiness"):
+            self._readiness = self._wait_ready()
+        return self._readiness
+
     def _wait_ready(self) -> str | None:
-        """None when ready, else why the executor could not start."""
         event = self._next_event(time.monotonic() + STARTUP_TIMEOUT)
         if event is None:
             return "the kernel did not start in time"
         if event["event"] != "ready":
-            return "the kernel could not start"
+            return "the kernel could not start" + (f" ({self._log_tail().strip().splitlines()[-1][:200]})"
+                                                   if self._log_tail().strip() else "")
+        failed = event.get("failed_imports")
+        if isinstance(failed, list) and failed:
+            return f"the lab's imports failed in the sandbox: {', '.join(str(f)[:60] for f in failed[:5])}"
         return None
 
     def start(self, nb: NotebookNode) -> str | None:
         """Hand the executor the notebook it runs (hidden tests removed); None, or why it cannot run."""
-        problem = self._wait_ready()
+        problem = self.ready()
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.timeout
         return problem or self._send(json.dumps(nb))

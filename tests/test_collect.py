@@ -73,14 +73,14 @@ def test_canvas_zip_is_placed_with_newest_upload_and_late_flag(course, tmp_path,
         "random_notebook.ipynb": notebook_bytes("who?"),
     }, dates={"smithjane_12345_67891_lab1_logistic_regression-1.ipynb": (2024, 3, 2, 9, 0, 0)})
     assert gradekit_main(["collect", LAB, str(download), "--course", str(course.root)]) == 0
-    assert placed(course, "smithjane") == notebook_bytes("jane second")
-    assert placed(course, "doejohn") == notebook_bytes("john")
-    assert placed(course, "leeann") == notebook_bytes("ann")
-    assert sorted(p.name for p in course.submitted.iterdir()) == ["doejohn", "leeann", "smithjane"]
+    assert placed(course, "12345") == notebook_bytes("jane second")  # Canvas user id, not the name
+    assert placed(course, "22222") == notebook_bytes("john")
+    assert placed(course, "33333") == notebook_bytes("ann")
+    assert sorted(p.name for p in course.submitted.iterdir()) == ["12345", "22222", "33333"]
     rows = {row["source"]: row for row in report_rows(course)}
     assert rows["doejohn_late_22222_77777_Copy of lab1_logistic_regression.ipynb"]["late"] == "yes"
     older = rows["smithjane_12345_67890_lab1_logistic_regression.ipynb"]
-    assert older["action"] == "not placed" and "newest" in older["notes"]
+    assert older["action"] == "not placed" and "used smithjane_12345_67891" in older["notes"]
     assert rows["leeann_33333_88889_notes.txt"]["action"] == "not placed"
     assert rows["random_notebook.ipynb"]["action"] == "not placed"
     out = capsys.readouterr().out
@@ -94,8 +94,8 @@ def test_moodle_folders_and_single_oddly_named_notebook(course, tmp_path):
         "Bob Stone_23456_assignsubmission_file_/data.csv": b"1,2\n",
     })
     collect.collect(course, LAB, download)
-    assert placed(course, "zoe_muller") == notebook_bytes("zoe")
-    assert placed(course, "bob_stone") == notebook_bytes("bob")
+    assert placed(course, "12345") == notebook_bytes("zoe")  # Moodle participant ids
+    assert placed(course, "23456") == notebook_bytes("bob")
     rows = {row["source"]: row for row in report_rows(course)}
     assert "only notebook" in rows["Zoë Müller_12345_assignsubmission_file_/homework.ipynb"]["notes"]
 
@@ -110,17 +110,19 @@ def test_folder_of_student_folders(course, tmp_path):
     assert [f.source for f in files if f.action == "not placed"] == ["loose.ipynb"]
 
 
-def test_existing_submission_is_kept_unless_replace(course, tmp_path):
+def test_newer_upload_replaces_older_does_not_unless_replace(course, tmp_path):
     first = make_zip(tmp_path / "a.zip", {"kim_1_2_lab1_logistic_regression.ipynb": notebook_bytes("v1")})
     second = make_zip(tmp_path / "b.zip", {"kim_1_3_lab1_logistic_regression.ipynb": notebook_bytes("v2")})
-    collect.collect(course, LAB, first)
+    collect.collect(course, LAB, second)
+    files, _ = collect.collect(course, LAB, first)  # attachment 2 < 3: an older upload
+    assert placed(course, "1") == notebook_bytes("v2")
+    assert files[0].action == "kept existing" and "--replace" in files[0].notes[-1]
     files, _ = collect.collect(course, LAB, second)
-    assert placed(course, "kim") == notebook_bytes("v1")
-    assert files[0].action == "kept existing" and "--replace" in files[0].notes[0]
-    files, _ = collect.collect(course, LAB, first)
     assert files[0].action == "unchanged"
-    files, _ = collect.collect(course, LAB, second, replace=True)
-    assert placed(course, "kim") == notebook_bytes("v2") and files[0].action == "replaced"
+    files, _ = collect.collect(course, LAB, first, replace=True)
+    assert placed(course, "1") == notebook_bytes("v1") and files[0].action == "replaced"
+    history = list((course.root / "reports" / LAB / "collect-history" / "1").iterdir())
+    assert [p.read_bytes() for p in history] == [notebook_bytes("v2")]  # nothing lost
 
 
 def test_zip_traversal_and_oversized_entries_are_refused(course, tmp_path, monkeypatch):
@@ -136,7 +138,7 @@ def test_zip_traversal_and_oversized_entries_are_refused(course, tmp_path, monke
     assert "unsafe path" in reasons["../../escape_1_2_lab1_logistic_regression.ipynb"]
     assert "unsafe path" in reasons["/abs_1_2_lab1_logistic_regression.ipynb"]
     assert "too large" in reasons["bomb_1_2_lab1_logistic_regression.ipynb"]
-    assert placed(course, "fine") == notebook_bytes("fine")
+    assert placed(course, "1") == notebook_bytes("fine")
     everything = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.ipynb")}
     assert not any("escape" in p or "abs" in p for p in everything)
     shutil.rmtree(course.submitted)

@@ -100,3 +100,19 @@ def test_students_whose_notebook_was_not_graded_get_a_page_saying_why(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in pages] == ["feedback/dan/lab9/lab9.html"]
     text = pages[0].read_text()
     assert "could not be graded" in text and "invalid JSON at line 3 &lt;truncated&gt;" in text
+
+
+def test_nbgrader_feedback_preprocessor_cuts_hidden_tests_and_tracebacks():
+    from gradekit.feedback import HideHiddenTests
+
+    test = nbformat.v4.new_code_cell("check(f(1))\n### BEGIN HIDDEN TESTS\nsecret_case()\n### END HIDDEN TESTS\n")
+    test.outputs = [nbformat.v4.new_output("error", ename="CheckFailed", evalue="f: wrong",
+                                           traceback=["----> 3 secret_case()", "CheckFailed: f: wrong"]),
+                    nbformat.v4.new_output("stream", name="stderr", text="x.py:1: UserWarning: w\n  secret_case()\n")]
+    student = nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN HIDDEN TESTS\n    return secret_case")
+    nb = nbformat.v4.new_notebook(cells=[test, student])
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    text = json.dumps(nb)
+    assert "secret_case" not in text and "check(f(1))" in text
+    assert nb.cells[0].outputs[0].traceback == ["CheckFailed: f: wrong"]
+    assert "UserWarning: w" in nb.cells[0].outputs[1].text

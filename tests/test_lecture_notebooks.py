@@ -4,6 +4,7 @@ is executed (figures visible) and in sync with a fresh run."""
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
@@ -26,9 +27,18 @@ def _committed(path: Path) -> nbformat.NotebookNode:
 
 def _execute(path: Path, workdir: Path) -> nbformat.NotebookNode:
     notebook = copy.deepcopy(_committed(path))
-    # Run from an empty folder, like a fresh Colab session: the notebook must not need files.
-    NotebookClient(notebook, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(workdir)}}).execute()
+    # Run from an empty folder, like a fresh Colab session: the notebook must not need files. Warnings
+    # on (the kernel inherits the environment): a deprecation warning shows on stderr and fails the run.
+    saved = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "default"
+    try:
+        NotebookClient(notebook, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(workdir)}}).execute()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = saved
     return notebook
 
 

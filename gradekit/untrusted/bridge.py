@@ -31,6 +31,14 @@ MAX_ITERATION = 10_000
 MAX_MESSAGE = 2_000
 
 
+def _innermost_function(error: BaseException) -> str:
+    """The name of the function whose line raised `error` (what the checks name as unfinished)."""
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return traceback.tb_frame.f_code.co_name[:100] if traceback is not None else ""
+
+
 def _short(text: Any) -> str:
     text = str(text)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
@@ -103,7 +111,8 @@ class Bridge:
         except wire.WireError as error:
             answer = {"error": {"type": "UnsendableValue", "message": _short(error)}}
         except BaseException as error:  # the student's code raised: report it, as data
-            answer = {"error": {"type": type(error).__name__[:100], "message": _short(error)}}
+            answer = {"error": {"type": type(error).__name__[:100], "message": _short(error),
+                                "raised_in": _innermost_function(error)}}
         try:
             return json.dumps(answer, allow_nan=False)
         except (TypeError, ValueError) as error:

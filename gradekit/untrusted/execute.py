@@ -83,13 +83,23 @@ def _make_executor(settings: dict):
     return executor
 
 
-def _warm_up(executor, modules: list[str]) -> None:
-    """Import the lab's modules in the kernel, silently: no history, no names, no outputs kept."""
+def _warm_up(executor, modules: list[str]) -> list[str]:
+    """Import the lab's modules in the kernel, silently (no history, no outputs); the ones that failed."""
+    import ast
+
     if not modules:
-        return
-    code = "\n".join(f"try:\n    __import__({name!r})\nexcept Exception:\n    pass" for name in modules)
-    msg_id = executor.kc.execute(code, silent=True, store_history=False)
-    executor.wait_for_reply(msg_id)
+        return []
+    code = "__gradekit_failed = []\n" + "\n".join(
+        f"try:\n    __import__({name!r})\nexcept Exception:\n    __gradekit_failed.append({name!r})"
+        for name in modules)
+    msg_id = executor.kc.execute(code, silent=True, store_history=False,
+                                 user_expressions={"failed": "__gradekit_failed"})
+    reply = executor.wait_for_reply(msg_id)
+    executor.wait_for_reply(executor.kc.execute("del __gradekit_failed", silent=True, store_history=False))
+    try:
+        return list(ast.literal_eval(reply["content"]["user_expressions"]["failed"]["data"]["text/plain"]))
+    except Exception:
+        return list(modules)
 
 
 def _start_notebook(executor, nb, cwd: str) -> None:
@@ -179,8 +189,8 @@ def main() -> int:
     _protect_from_kernel(settings["result_fd"])
     pipe = ResultPipe(settings["result_fd"])
     executor = _make_executor(settings)
-    _warm_up(executor, settings.get("warm_modules", []))
-    pipe.send("ready")
+    failed = _warm_up(executor, settings.get("warm_modules", []))
+    pipe.send("ready", failed_imports=failed)
     try:
         _serve(executor, settings["cwd"], pipe)
     finally:

@@ -1,7 +1,8 @@
 """Chaff: evaluate compares labels (N,) with y as a column (N, 1): broadcasting to (N, N) counts wrongly."""
 
+
 class LogisticRegression1:
-    """Logistic regression with a hand-written forward and backward pass.
+    """Logistic regression with a hand-written forward and backward pass, trained on minibatches.
 
     Parameters, created in __init__:
         self.weights: shape (1, num_features), zeros (one row, one weight per feature).
@@ -11,22 +12,20 @@ class LogisticRegression1:
     """
 
     def __init__(self, num_features: int):
-        self.num_features = num_features
-        self.weights = torch.zeros(1, num_features)
-        self.bias = torch.zeros(1)
+        self.weights = torch.zeros((1, num_features), dtype=torch.float32)
+        self.bias = torch.zeros((1,), dtype=torch.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities of class 1: probas = sigmoid(x @ weights.T + bias).
+        """Probabilities of class 1, sigmoid of the net inputs x w^T + b.
 
         x: shape (N, num_features). Returns probas of shape (N,).
         """
-        net_inputs = (x @ self.weights.T + self.bias).view(-1)  # (N, 1) -> (N,)
-        probas = torch.sigmoid(net_inputs)
-        return probas
+        z = torch.matmul(x, self.weights.T).flatten() + self.bias  # (N,)
+        return torch.sigmoid(z)
 
     def backward(self, x: torch.Tensor, y: torch.Tensor, probas: torch.Tensor):
-        """Gradients of the SUMMED negative log-likelihood
-        L = -sum_i [y_i log(p_i) + (1 - y_i) log(1 - p_i)]  with respect to the weights and the bias.
+        """Gradients of the MEAN negative log-likelihood of a batch
+        L = -(1/N) sum_i [y_i log(p_i) + (1 - y_i) log(1 - p_i)]  with respect to the weights and the bias.
 
         x: shape (N, num_features); y: shape (N,), labels 0. or 1.; probas: shape (N,), from forward(x).
         Returns (grad_loss_wrt_w, grad_loss_wrt_b):
@@ -34,9 +33,10 @@ class LogisticRegression1:
             grad_loss_wrt_b holds one number: shape (1,) like self.bias (a 0-d tensor is accepted too).
         Modifies neither its inputs nor the parameters.
         """
-        grad_loss_wrt_z = probas.view(-1) - y.view(-1)           # dL/dz_i = p_i - y_i, shape (N,)
-        grad_loss_wrt_w = (x.T @ grad_loss_wrt_z.view(-1, 1)).T  # (D, 1) -> (1, D)
-        grad_loss_wrt_b = torch.sum(grad_loss_wrt_z).view(1)      # (1,)
+        errors = (probas - y).reshape(1, -1)  # dL/dz_i = (p_i - y_i) / N, before the 1/N
+        n = x.shape[0]
+        grad_loss_wrt_w = torch.matmul(errors, x) / n  # (1, N) @ (N, D) -> (1, D)
+        grad_loss_wrt_b = errors.sum(dim=1) / n  # (1,)
         return grad_loss_wrt_w, grad_loss_wrt_b
 
     def predict_labels(self, x: torch.Tensor) -> torch.Tensor:
@@ -45,41 +45,44 @@ class LogisticRegression1:
         x: shape (N, num_features). Returns a tensor of shape (N,) holding 0 and 1
         (integer, float or bool dtype).
         """
-        probas = self.forward(x)
-        labels = torch.where(probas >= 0.5, 1, 0)
-        return labels
+        return (self.forward(x) >= 0.5).long()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy: the share of samples whose predicted label equals y, as a Python float in [0, 1].
 
         x: shape (N, num_features); y: shape (N,), labels 0. or 1.
         """
-        labels = self.predict_labels(x)
-        accuracy = (labels.view(-1) == y.view(-1, 1)).float().mean()
-        return accuracy.item()
+        correct = self.predict_labels(x).flatten() == y.reshape(-1, 1)
+        return float(correct.float().mean())
 
     def _logit_cost(self, y: torch.Tensor, probas: torch.Tensor) -> torch.Tensor:
-        """The summed negative log-likelihood (binary cross-entropy) of probas, a 0-d tensor.
+        """The MEAN negative log-likelihood (binary cross-entropy) of probas, a 0-d tensor.
 
         y, probas: shape (N,).
         """
-        return -torch.sum(y * torch.log(probas) + (1 - y) * torch.log(1 - probas))
+        log_likelihoods = y * torch.log(probas) + (1 - y) * torch.log(1 - probas)
+        return -log_likelihoods.mean()
 
-    def train(self, x: torch.Tensor, y: torch.Tensor, num_epochs: int, learning_rate: float) -> list:
-        """Full-batch gradient descent on the summed negative log-likelihood.
+    def train(self, x: torch.Tensor, y: torch.Tensor, num_epochs: int, learning_rate: float,
+              batch_size: int) -> list:
+        """Minibatch gradient descent on the mean negative log-likelihood.
 
-        Every epoch: probas = forward(x); record the cost of the current parameters; gradients with
-        backward; then weights <- weights - learning_rate * grad_w and bias <- bias - learning_rate * grad_b.
+        Every epoch: first record the cost of the current parameters on ALL of x (the mean over the N
+        samples); then go through the samples IN ORDER, batch_size at a time (samples 0..batch_size-1,
+        then the next ones; the last batch may be smaller), and for every batch: probas = forward(batch),
+        gradients with backward on that batch, weights <- weights - learning_rate * grad_w and
+        bias <- bias - learning_rate * grad_b. batch_size >= N is full-batch gradient descent.
         Starts from the current parameters (calling train twice trains longer).
         x: shape (N, num_features); y: shape (N,).
-        Returns a list of num_epochs Python floats: costs[e] is the cost at the START of epoch e
-        (before that epoch's update), so costs[0] is the cost of the initial parameters.
+        Returns a list of num_epochs Python floats: costs[e] is the cost on all of x at the START of
+        epoch e, so costs[0] is the cost of the initial parameters.
         """
-        epoch_costs = []
+        costs = []
         for _ in range(num_epochs):
-            probas = self.forward(x)
-            epoch_costs.append(self._logit_cost(y, probas).item())
-            grad_w, grad_b = self.backward(x, y, probas)
-            self.weights = self.weights - learning_rate * grad_w
-            self.bias = self.bias - learning_rate * grad_b
-        return epoch_costs
+            costs.append(float(self._logit_cost(y, self.forward(x))))
+            for start in range(0, x.shape[0], batch_size):
+                x_batch, y_batch = x[start:start + batch_size], y[start:start + batch_size]
+                grad_w, grad_b = self.backward(x_batch, y_batch, self.forward(x_batch))
+                self.weights = self.weights - learning_rate * grad_w
+                self.bias = self.bias - learning_rate * grad_b
+        return costs

@@ -2,7 +2,7 @@
 
 
 class LogisticRegression2(torch.nn.Module):
-    def __init__(self, num_features: int):
+    def __init__(self, num_features):
         super().__init__()
         self.linear = torch.nn.Linear(num_features, 1)
         with torch.no_grad():
@@ -13,13 +13,15 @@ class LogisticRegression2(torch.nn.Module):
         return torch.sigmoid(self.linear(x)).view(-1)
 
 
-def train_model2(model, x, y, num_epochs, learning_rate):
+def train_model2(model, x, y, num_epochs, learning_rate, batch_size):
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
     losses = []
     for _ in range(num_epochs):
-        probas = model(x)
-        losses.append(F.binary_cross_entropy(probas, y, reduction="sum").item())
         with torch.no_grad():
-            errors = probas - y
-            model.linear.weight -= learning_rate * (x.T @ errors).view(1, -1)
-            model.linear.bias -= learning_rate * errors.sum().view(1)
+            losses.append(F.binary_cross_entropy(model(x), y).item())
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+                err = (model(xb) - yb) / len(xb)
+                layer.weight -= learning_rate * (err @ xb).view(1, -1)
+                layer.bias -= learning_rate * err.sum().view(1)
     return losses

@@ -1,4 +1,4 @@
-"""Wheat: gradients from loss.backward(), the SGD step written by hand, gradients cleared after the step."""
+"""Wheat: gradients from loss.backward(), the SGD step written by hand, gradients set to None after the step."""
 
 
 class LogisticRegression2(torch.nn.Module):
@@ -12,14 +12,16 @@ class LogisticRegression2(torch.nn.Module):
         return torch.sigmoid(self.linear(x)).reshape(-1)
 
 
-def train_model2(model, x, y, num_epochs, learning_rate):
+def train_model2(model, x, y, num_epochs, learning_rate, batch_size):
     losses = []
     for _ in range(num_epochs):
-        loss = -torch.sum(y * torch.log(model(x)) + (1 - y) * torch.log(1 - model(x)))
-        loss.backward()
-        with torch.no_grad():
-            for parameter in model.parameters():
-                parameter -= learning_rate * parameter.grad
-                parameter.grad = None
-        losses.append(loss.item())
+        p = model(x).detach()
+        losses.append(float(-torch.mean(y * torch.log(p) + (1 - y) * torch.log(1 - p))))
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            loss = -torch.mean(yb * torch.log(model(xb)) + (1 - yb) * torch.log(1 - model(xb)))
+            loss.backward()
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter -= learning_rate * parameter.grad
+                    parameter.grad = None
     return losses

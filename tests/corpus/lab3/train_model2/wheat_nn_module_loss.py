@@ -1,4 +1,4 @@
-"""Wheat: torch.nn.CrossEntropyLoss module, loss tensors in the list."""
+"""Wheat: torch.nn.CrossEntropyLoss module, each loss turned into a Python float with float(...)."""
 def train_model2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                  num_epochs: int, learning_rate: float) -> list[float]:
     """Full-batch training with torch.optim.SGD on the mean F.cross_entropy(model(x), y).
@@ -20,5 +20,5 @@ def train_model2(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(loss.detach())
+        losses.append(float(loss))
     return losses

@@ -1,0 +1,99 @@
+"""Exit codes of every gradekit command, and the errors that map to them.
+
+| code | meaning |
+|---|---|
+| 0 | done: every student graded (or the command did all it was asked) |
+| 1 | done, but some students need the instructor: invalid, timed out, crashed, missing |
+| 2 | nothing was done: bad arguments, the course is not ready, or another grading run holds it |
+| 3 | the tool failed (the sandbox could not start, an internal error): no grade was written |
+| 130 | interrupted (Ctrl-C, SIGTERM): grades written so far are whole, a re-run finishes the work |
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """The instructor asked for something that cannot work; one line says what (exit 2)."""
+
+
+class ToolFailure(Exception):
+    """The grader itself could not do its job (exit 3); no student is blamed, no grade written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def require_lab(course, lab: str) -> None:
+    """The lab exists in source/, is released, and nbgrader's gradebook knows it."""
+    labs = course.labs() if course.source.is_dir() else []
+    if lab not in labs:
+        known = ", ".join(labs) or "none"
+        raise UsageError(f"unknown lab {lab!r} in {course.root} (labs in source/: {known})")
+    name = course.notebook_name(lab)
+    if not (course.release / lab / f"{name}.ipynb").is_file():
+        raise UsageError(f"{lab} is not released: run `make release` (nbgrader generate_assignment {lab}) first")
+    require_gradebook(course)
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(course.db_url) as gradebook:
+        try:
+            gradebook.find_notebook(name, lab)
+        except MissingEntry:
+            raise UsageError(f"the gradebook does not know {lab}: run `make release` "
+                             f"(nbgrader generate_assignment {lab}) in this course first") from None
+
+
+def require_gradebook(course) -> None:
+    has_gradebook = getattr(course, "has_gradebook", None)
+    present = has_gradebook() if callable(has_gradebook) else Path(course.gradebook).exists()
+    if not present:
+        raise UsageError(f"no gradebook in {course.root}: release the labs first (`make release`)")
+
+
+@contextmanager
+def interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """SIGTERM raises like Ctrl-C in the main thread, so that every phase stops the same way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done (one student's gradebook update), then raise.
+
+    A student's record is then either as it was or fully updated, never half written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def hold(signum, frame):  # noqa: ARG001
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise Interrupted() if received[0] == signal.SIGTERM else KeyboardInterrupt()

@@ -1,0 +1,96 @@
+"""`python -m gradekit.lms grades|feedback|dates`: the way back to the LMS.
+
+    python -m gradekit.lms dates lab1                 # due date and extensions (nbgrader_config.py) -> gradebook
+    python -m gradekit.lms grades                     # reports/lms/canvas-grades.csv, moodle-<lab>.csv, grades.csv
+    python -m gradekit.lms feedback lab1              # reports/lms/feedback-lab1-{canvas,moodle,plain}.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gradekit.course import Course, repo_course
+from gradekit.safe_text import terminal_safe
+
+
+def _course(args: argparse.Namespace) -> Course:
+    return Course(args.course.resolve()) if args.course else repo_course()
+
+
+def _graded_labs(course: Course) -> list[str]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(course.db_url) as gradebook:
+        return sorted(a.name for a in gradebook.assignments)
+
+
+def grades(args: argparse.Namespace) -> int:
+    from gradekit.lms.export import export_grades
+
+    course = _course(args)
+    overrides = {}
+    for item in args.column or []:
+        lab, _, header = item.partition("=")
+        if not header:
+            print(f"--column {item!r}: expected lab=Canvas column name", file=sys.stderr)
+            return 2
+        overrides[lab] = header
+    written = export_grades(course, args.labs or _graded_labs(course), args.missing, overrides)
+    for kind, path in written.items():
+        print(f"{kind:14} {path}")
+    return 0
+
+
+def feedback(args: argparse.Namespace) -> int:
+    from gradekit.lms.export import export_feedback
+
+    written = export_feedback(_course(args), args.lab)
+    for kind, path in written.items():
+        print(f"{kind:8} {path}")
+    return 0 if written else 1
+
+
+def dates(args: argparse.Namespace) -> int:
+    from gradekit.lms.gradebook import apply_dates
+
+    changes = apply_dates(_course(args), args.lab)
+    for change in changes:
+        print(terminal_safe(change))
+    print(f"{len(changes)} change(s) written to the gradebook; re-grade to apply late penalties")
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The subcommands, on `parser` (also usable as `python -m gradekit lms ...` from gradekit.__main__)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--course", type=Path, default=None, help="course directory (default: this repository)")
+    commands = parser.add_subparsers(dest="lms_command", required=True)
+    sub = commands.add_parser("grades", parents=[common], help="grade files for Canvas, Moodle and a plain CSV")
+    sub.add_argument("labs", nargs="*", help="labs (default: every lab in the gradebook)")
+    sub.add_argument("--missing", choices=("zero", "blank"), default="zero",
+                     help="what a missing submission scores (default: 0)")
+    sub.add_argument("--column", action="append", metavar="LAB=HEADER",
+                     help='Canvas column for a lab, e.g. lab1="Lab 1 (4242)" (repeatable)')
+    sub.set_defaults(run=grades)
+    sub = commands.add_parser("feedback", parents=[common], help="feedback pages zipped for the LMSs' bulk upload")
+    sub.add_argument("lab")
+    sub.set_defaults(run=feedback)
+    sub = commands.add_parser("dates", parents=[common],
+                              help="write due date and extensions from nbgrader_config.py to the gradebook")
+    sub.add_argument("lab")
+    sub.set_defaults(run=dates)
+
+
+def main(args: argparse.Namespace | list[str] | None = None) -> int:
+    if not isinstance(args, argparse.Namespace):
+        parser = argparse.ArgumentParser(prog="python -m gradekit.lms", description=__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(parser)
+        args = parser.parse_args(args)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The LMS round trip on a graded scratch course: downloads in, grade, Canvas/Moodle files and feedback out.
+
+One course is graded twice (a module fixture): Canvas and Moodle downloads with same-name students,
+Chinese and accented names, late work with and without an extension, and a resubmission that cannot
+be graded. Everything out is parsed back and checked against nbgrader's gradebook, student by student.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from hostile.tiny_course import LAB, NOTEBOOK, SECRET_MARKER, build_tiny_course, submission
+from nbgrader.api import Gradebook
+
+from gradekit import collect
+from gradekit.grade import INVALID, grade_lab, write_status
+from gradekit.lms.export import export_feedback, export_grades
+from gradekit.lms.gradebook import record_ungradable
+from gradekit.sandbox import Limits
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lms_roundtrip")]
+
+FULL = "def double(x):\n    return 2 * x\n"
+WRONG = "def double(x):\n    return x ** 2\n"  # passes the visible check, fails the hidden ones
+ROSTER = ('Student,ID,SIS User ID,SIS Login ID,Section,Tiny (777),Current Score\n'
+          '    Points Possible,,,,,3,\n'
+          '"Smith, Jane",101,S101,jsmith,A,,\n'
+          '"Smith, Jane",102,S102,jsmith2,B,,\n'
+          '"Wang, Fang 王芳",103,S103,wfang,A,,\n'
+          '"Müller, Zoë",104,S104,zmuller,B,,\n'
+          '"Lee, Ann",105,S105,alee,A,,\n'
+          '"=HYPERLINK(""http://x""), Eve",106,S106,eve,B,,\n')  # never submitted; a hostile name
+
+
+def notebook(course, answer: str) -> bytes:
+    return nbformat.writes(submission(course, answer)).encode()
+
+
+def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def grade(course, students: list[str] | None = None) -> dict:
+    run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=120), progress=io.StringIO(),
+                    students=students)
+    write_status(course, run, partial=students is not None)
+    for status in run.students:  # the call grade.py makes for INVALID students (see gradekit.lms.gradebook)
+        if status.status == INVALID:
+            record_ungradable(course, LAB, status.student, status.reason)
+    return {s.student: s for s in run.students}
+
+
+@pytest.fixture(scope="module")
+def trip(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lms")
+    course = build_tiny_course(root / "course")
+    with (course.root / "nbgrader_config.py").open("a") as config:
+        config.write('\nc.LateWork.duedates = {"tiny": "2024-03-01 23:59:00 UTC"}\n'
+                     'c.LateWork.extensions = {"tiny": {"104": 48}}\n'
+                     'c.LateSubmissionPlugin.penalty_method = "zero"\n')
+    (root / "gradebook_export.csv").write_text(ROSTER, encoding="utf-8")
+    canvas = make_zip(root / "canvas.zip", {
+        "smithjane_101_1001_tiny_double.ipynb": notebook(course, FULL),
+        "smithjane_102_1002_tiny_double.ipynb": notebook(course, WRONG),
+        "王芳_LATE_103_1003_tiny_double.ipynb": notebook(course, FULL),
+        "müllerzoë_LATE_104_1004_Copy of tiny_double.ipynb": notebook(course, FULL),
+        "leeann_105_1005_tiny_double.ipynb": notebook(course, FULL),
+    })
+    moodle = make_zip(root / "moodle.zip", {
+        "Tiny-9/Wang Fang_201_assignsubmission_file_/tiny_double.ipynb": notebook(course, FULL),
+        "Tiny-9/Jane Smith_202_assignsubmission_file_tiny_double (1).ipynb": notebook(course, WRONG),
+    })
+    collect.collect(course, LAB, canvas, roster=root / "gradebook_export.csv")
+    collect.collect(course, LAB, moodle)
+    first = grade(course)
+    with Gradebook(course.db_url) as gradebook:
+        first_scores = {s.student.id: s.score for s in gradebook.assignment_submissions(LAB)}
+    # Ann resubmits a broken notebook (a later Canvas upload): her 3 points must not survive.
+    resubmitted = make_zip(root / "canvas2.zip", {"leeann_105_1006_tiny_double-1.ipynb": b'{"cells": [oops'})
+    collect.collect(course, LAB, resubmitted)
+    second = grade(course, ["105"])  # only the resubmission
+    written = export_grades(course, [LAB])
+    zips = export_feedback(course, LAB)
+    return course, first, first_scores, second, written, zips
+
+
+def gradebook_points(course) -> dict[str, float]:
+    with Gradebook(course.db_url) as gradebook:
+        return {s.student.id: max(0.0, s.score - (s.late_submission_penalty or 0))
+                for s in gradebook.assignment_submissions(LAB)}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_student_graded_under_their_lms_id(trip):
+    course, first, first_scores, *_ = trip
+    assert sorted(first) == ["101", "102", "103", "104", "105", "201", "202"]  # 106 is only on the roster
+    assert first_scores["101"] == first_scores["105"] == first_scores["201"] == 3.0
+    assert first_scores["102"] == first_scores["202"] == 0.0  # the other Jane Smiths: their own notebooks
+    with Gradebook(course.db_url) as gradebook:
+        assert gradebook.find_student("103").first_name == "Fang 王芳"  # the roster's name, for the formgrader
+        assert gradebook.find_student("103").lms_user_id == "103"
+
+
+def test_late_work_gets_nbgrader_penalty_and_the_extension_removes_it(trip):
+    course, *_ = trip
+    with Gradebook(course.db_url) as gradebook:
+        late = gradebook.find_submission(LAB, "103")
+        extended = gradebook.find_submission(LAB, "104")
+        assert late.total_seconds_late > 0 and late.late_submission_penalty == 3.0
+        assert extended.extension is not None and extended.total_seconds_late == 0
+        assert not extended.late_submission_penalty
+    points = gradebook_points(course)
+    assert points["103"] == 0.0 and points["104"] == 3.0
+
+
+def test_invalid_resubmission_replaces_the_old_score_with_zero_and_the_reason(trip):
+    course, first, first_scores, second, written, zips = trip
+    assert first_scores["105"] == 3.0 and second["105"].status == INVALID
+    assert gradebook_points(course)["105"] == 0.0
+    assert not (course.autograded / "105" / LAB).exists()  # the stale notebook moved to the history
+    history = course.root / "reports" / LAB / "collect-history" / "105"
+    assert any(p.suffix == ".ipynb" for p in history.iterdir())  # the old upload is kept
+    rows = {row["student"]: row for row in read_csv(written["plain"])}
+    assert rows["105"][f"{LAB} points"] == "0" and rows["105"][f"{LAB} status"] == "invalid"
+    assert "could not be graded" in rows["105"][f"{LAB} reason"]
+    with zipfile.ZipFile(zips["canvas"]) as archive:
+        page = archive.read("leeann_105_1006_tiny-double-feedback.html").decode()
+    assert "could not be graded" in page and "0 / 3" in page
+
+
+def test_canvas_and_moodle_files_match_the_gradebook_student_by_student(trip):
+    course, *_, written, _ = trip
+    points = gradebook_points(course)
+    rows = read_csv(written["canvas"])
+    assert list(rows[0])[:6] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Tiny (777)"]
+    assert rows[0]["Student"] == "Points Possible" and rows[0]["Tiny (777)"] == "3"
+    canvas = {row["ID"]: row for row in rows[1:]}
+    assert sorted(canvas) == ["101", "102", "103", "104", "105", "106"]  # Moodle students are not Canvas users
+    for student, row in canvas.items():
+        expected = points.get(student, 0.0)  # 106 never submitted: 0
+        assert float(row["Tiny (777)"]) == expected, student
+    assert canvas["102"]["Student"] == "Smith, Jane" and canvas["102"]["SIS User ID"] == "S102"
+    assert canvas["106"]["Student"].startswith("'=")  # a formula in a roster name stays text
+    moodle = {row["Identifier"]: row for row in read_csv(written[f"moodle-{LAB}"])}
+    assert sorted(moodle) == ["Participant 201", "Participant 202"]
+    for identifier, row in moodle.items():
+        assert float(row["Grade"]) == points[identifier.split()[-1]] and row["Maximum Grade"] == "3"
+    plain = {row["student"]: row for row in read_csv(written["plain"])}
+    assert plain["106"][f"{LAB} status"] == "missing" and plain["106"][f"{LAB} reason"] == "no submission"
+    assert "late" in plain["103"][f"{LAB} reason"]
+
+
+def test_feedback_zips_are_named_for_bulk_upload_and_hide_hidden_tests(trip):
+    course, *_, zips = trip
+    with zipfile.ZipFile(zips["canvas"]) as archive:
+        names = archive.namelist()
+        pages = [archive.read(name).decode() for name in names]
+    assert len(names) == 5
+    for name in names:  # Canvas reads the first all-digit '_' part as the user id, the second as the upload
+        numbers = [part for part in name.split("_") if part.isdigit()]
+        assert numbers[0] in {"101", "102", "103", "104", "105"} and len(numbers) == 2, name
+    with zipfile.ZipFile(zips["moodle"]) as archive:
+        moodle_names = archive.namelist()
+        pages += [archive.read(name).decode() for name in moodle_names]
+    # Moodle's feedback-zip importer: explode('_', name, 5) -> name, participant id, plugin type, plugin, file
+    assert sorted(name.split("_", 4)[:4][1] for name in moodle_names) == ["201", "202"]
+    assert all(re.fullmatch(r"[^_]+_\d+_assignsubmission_file_.+\.html", name) for name in moodle_names)
+    for page in pages:
+        assert SECRET_MARKER not in page and "BEGIN HIDDEN TESTS" not in page.upper()
+
+
+def test_nbgrader_generate_feedback_shows_no_hidden_test(trip):
+    course, *_ = trip
+    autograded = nbformat.read(course.autograded / "102" / LAB / f"{NOTEBOOK}.ipynb", as_version=4)
+    assert any(SECRET_MARKER in cell.source for cell in autograded.cells)  # what nbgrader would render
+    course.nbgrader("generate_feedback", LAB, "--force")
+    pages = sorted(course.feedback.glob(f"*/{LAB}/{NOTEBOOK}.html"))
+    assert {p.parent.parent.name for p in pages} >= {"101", "102", "103", "104", "201", "202"}
+    for page in pages:
+        markup = page.read_text(encoding="utf-8")
+        text = html.unescape(re.sub(r"<[^>]+>", "", markup))  # nbgrader highlights code: tags split it
+        assert SECRET_MARKER not in text and "BEGIN HIDDEN TESTS" not in text
+        assert "Traceback (most recent call last)" not in text and "---->" not in text
+    markup = (course.feedback / "102" / LAB / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
+    assert "CheckFailed: double" in html.unescape(re.sub(r"<[^>]+>", "", markup))  # the message is still there

@@ -1,0 +1,222 @@
+"""What a student meets: labs that cannot be copied from the lectures, hints that teach without the code,
+an untouched notebook that says what to do, notebooks that stay fast and warning-free."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import io
+import os
+import re
+import time
+import warnings
+
+import nbformat
+import pytest
+
+from gradekit.course import REPO_ROOT, Course
+from gradekit.publish import load_settings, student_tree
+from tests.conftest import execute_notebook, solution_text
+
+REPO = Course(REPO_ROOT)
+LABS = REPO.labs()
+LECTURES = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+# A hint that contains any of these writes the code instead of naming the concept or the symptom.
+CODE_IN_HINT = [
+    r"\breturn\s+\(",  # return (x - mean) / std
+    r"\breturn\s+[A-Za-z_][\w.]*\s*(\(|[,*/+@-]\s*[\w(])",  # return sigmoid(...), return a * b, return w, b
+    r"\s@\s",  # x.T @ error
+    r"\.T\b",
+    r"\b\w+\s*=\s*[\w(][^,;:]*?[-+*/@]\s*[\w(]",  # dw = x.T @ ..., w_new = w - lr * dw
+    r"\.(zero_grad|backward|step)\(\)",  # optimizer.zero_grad(); loss.backward(); optimizer.step()
+    r"\bF\.\w+\(",  # F.cross_entropy(model(x), y)
+    r"\bself\.\w+\s*=",  # self.linear = torch.nn.Linear(...)
+]
+
+
+def notebook(lab: str):
+    return nbformat.read(REPO.source / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4)
+
+
+def normalise(line: str) -> str:
+    """A code line without comments and whitespace: `x = a  # c` and `x=a` compare equal."""
+    return re.sub(r"\s+", "", re.sub(r"\s#.*$", "", line.strip()))
+
+
+def solution_regions(lab: str) -> list[list[str]]:
+    """The normalised code lines of every ### BEGIN/END SOLUTION region of a lab's code cells."""
+    regions = []
+    for cell in notebook(lab).cells:
+        if cell.cell_type != "code":
+            continue
+        current = None
+        for line in cell.source.splitlines():
+            if line.strip() == "### BEGIN SOLUTION":
+                current = []
+            elif line.strip() == "### END SOLUTION":
+                regions.append(current)
+                current = None
+            elif current is not None and normalise(line) and not line.strip().startswith("#"):
+                current.append(normalise(line))
+    return regions
+
+
+def significant(lines: list[str]) -> list[str]:
+    """Lines long enough to be a giveaway (not `returnprobas`, `returncosts`)."""
+    return [line for line in lines if len(line) >= 16 and not line.startswith(('"""', "def", "class"))]
+
+
+def hint_texts(source: str) -> list[str]:
+    """The strings of a cell's hints: hint= arguments, fail()'s third argument, `*hint*` variables and functions."""
+    tree = ast.parse(source)
+    nodes = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            nodes += [keyword.value for keyword in node.keywords if keyword.arg == "hint"]
+            if getattr(node.func, "id", None) == "fail" and len(node.args) >= 3:
+                nodes.append(node.args[2])
+        elif isinstance(node, ast.Assign) and any("hint" in getattr(t, "id", "") for t in node.targets):
+            nodes.append(node.value)
+        elif isinstance(node, ast.FunctionDef) and "hint" in node.name:
+            nodes += [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+    texts = []
+    for node in nodes:
+        for part in ast.walk(node):
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                texts.append(part.value)
+    return texts
+
+
+def test_the_lecture_that_seed_000_announces_exists():
+    names = [path.name for path in LECTURES]
+    assert any("logistic_regression" in name for name in names) and any("softmax" in name for name in names)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_no_lab_solution_appears_in_a_lecture_or_a_published_file(lab):
+    lecture_lines = set()
+    for path in LECTURES:
+        for cell in nbformat.read(path, as_version=4).cells:
+            lecture_lines |= {normalise(line) for line in cell.source.splitlines()}
+    lecture_code = "\n".join(sorted(lecture_lines))
+    published_lines = set()
+    for name, content in student_tree(REPO, load_settings(REPO_ROOT)).items():
+        text = content.decode()
+        sources = [c.source for c in nbformat.reads(text, as_version=4).cells] if name.endswith(".ipynb") else [text]
+        published_lines |= {normalise(line) for source in sources for line in source.splitlines()}
+    # Lines the lab's own given code has too (`z = linear_regression(x, w, b)` in a given cell) are no secret.
+    shown = {normalise(line) for cell in notebook(lab).cells
+             for line in re.sub(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END (SOLUTION|HIDDEN TESTS)", "",
+                                cell.source, flags=re.S).splitlines()}
+    regions = solution_regions(lab)
+    assert regions
+    for region in regions:
+        lines = significant(region)
+        if not lines:
+            continue
+        copied = [line for line in lines if line in lecture_lines]
+        # No region is in a lecture as a whole, and at most a third of its lines (`super().__init__()`-like
+        # lines any solution shares) appear there at all.
+        assert "\n".join(region) not in lecture_code
+        assert len(copied) <= len(lines) / 3, f"{lab}: the lectures show {copied}"
+        # Long lines are specific to a solution: none may be published (short ones such as
+        # `optimizer.step()` are the API every training loop shares, held by the one-third rule above).
+        leaked = {line for line in lines if len(line) >= 25} & published_lines - shown
+        assert not leaked, f"{lab}: published files show {leaked}"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_no_hint_gives_the_solution_away(lab):
+    nb = notebook(lab)
+    solution = {line for region in solution_regions(lab) for line in region
+                if len(line) >= 12 and not line.startswith(('"""', "def", "class"))}
+    checked = 0
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("locked"):
+            continue
+        for node in ast.walk(ast.parse(cell.source)):  # no string of a locked cell holds a solution line
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = normalise(node.value.replace("\n", " "))
+                leaked = [line for line in solution if line in text]
+                assert not leaked, f"{lab} {meta['grade_id']}: {node.value!r} contains {leaked}"
+        for text in hint_texts(cell.source):
+            checked += 1
+            for pattern in CODE_IN_HINT:
+                assert not re.search(pattern, text), (
+                    f"{lab} {meta['grade_id']}: the hint {text!r} writes code ({pattern}); name the concept instead")
+    assert checked > 10
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_check_cell_says_when_it_passes(lab):
+    for cell in notebook(lab).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade"):
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert re.search(r"^passed\(", visible, re.M), f"{lab} {meta['grade_id']}: no passed(...) at the end"
+
+
+def error_outputs(nb) -> list[tuple[int, str, dict]]:
+    return [(index, cell.metadata.get("nbgrader", {}).get("grade_id", ""), output)
+            for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
+            if output.output_type == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_untouched_release_says_what_to_finish(lab, tmp_path):
+    """Run top to bottom with errors allowed: every error is a check's message or a 'finish exercise X
+    first', one per cell, without chained tracebacks; no bare NameError or NotImplementedError."""
+    release = nbformat.read(REPO.release / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4)
+    nb = execute_notebook(copy.deepcopy(release), tmp_path, env={"PYTHONWARNINGS": "default"})
+    errors = error_outputs(nb)
+    graded = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    answers = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+    failed_tests = {grade_id for _, grade_id, _ in errors if grade_id.startswith("test_")}
+    assert failed_tests == set(graded), "every test cell of an untouched notebook fails with a message"
+    for index, grade_id, output in errors:
+        where = f"{lab} cell {index} ({grade_id or 'plain'})"
+        assert output.ename == "CheckFailed", f"{where}: {output.ename}: {output.evalue}"
+        if grade_id.startswith("test_") or grade_id in answers:  # a check, or an answer cell that sets variables
+            assert "is not written yet" in output.evalue or "not defined" in output.evalue, f"{where}: {output.evalue}"
+        else:
+            assert re.match(r"finish exercises? `", output.evalue), f"{where}: {output.evalue}"
+        traceback = "\n".join(output.traceback)
+        assert "During handling of the above exception" not in traceback, f"{where}: chained traceback"
+        assert "NotImplementedError" not in output.ename and "NameError" not in traceback, where
+    assert all(sum(1 for i, _, _ in errors if i == index) == 1 for index, _, _ in errors), "one message per cell"
+    stderr = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, stderr
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_compute_beyond_imports_is_under_five_seconds(lab):
+    """The filled notebook as a student runs it (plots built, not rendered), CPU seconds after the imports."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    namespace: dict = {}
+    previous = os.environ.pop("NBGRADER_EXECUTION", None)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("error")  # warning-free, as a student sees it with warnings on
+            start = None
+            for cell in notebook(lab).cells:
+                if cell.cell_type != "code":
+                    continue
+                source = re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", cell.source, flags=re.S)
+                exec(compile(solution_text(source), "<cell>", "exec"), namespace)  # noqa: S102
+                if start is None:  # the first code cell is the imports
+                    start = time.process_time()
+            spent = time.process_time() - start
+    finally:
+        plt.close("all")
+        if previous is not None:
+            os.environ["NBGRADER_EXECUTION"] = previous
+    assert spent < 5.0, f"{lab}: {spent:.1f} s of CPU beyond the imports"
