@@ -11,6 +11,7 @@ setup: $(STAMP)
 
 # bubblewrap sandboxes student kernels; as root we install it, otherwise grading runs
 # with resource limits only and says so loudly. chromium: the formgrader XSS test loads pages in it.
+# postgresql: tests/test_postgres.py starts its own server from Debian's binaries (initdb, pg_ctl).
 $(STAMP): requirements.txt pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -20,6 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; \
 	  else echo "WARNING: chromium is not installed: the browser XSS test will be skipped"; fi; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null; \
+	  else echo "WARNING: postgresql is not installed: the PostgreSQL gradebook test will be skipped"; fi; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt
 	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .

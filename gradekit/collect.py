@@ -28,9 +28,9 @@ import csv
 import hashlib
 import json
 import re
-import sys
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path, PurePosixPath
@@ -39,6 +39,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from gradekit.course import Course
+from gradekit.exits import UsageError
+from gradekit.lms.checks import course_at, require_collectable_lab
 from gradekit.lms.identity import Identity, Roster, load_roster, read_roster, save_roster
 from gradekit.lms.layouts import (
     BLACKBOARD,
@@ -112,18 +114,54 @@ def _member_name(info: zipfile.ZipInfo) -> str:
     return unicodedata.normalize("NFC", name.replace("\\", "/"))
 
 
+ZIP_LOCAL_HEADER = b"PK\x03\x04"
+
+
+def read_download(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
+    """Every file of the download, read whole before anything is written: a damaged download is refused
+    (UsageError), never half placed."""
+    if path.is_dir():
+        return read_folder(path, skipped)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file or folder")
+    size = path.stat().st_size
+    if size == 0:
+        raise UsageError(f"{path}: empty file (0 bytes): download the submissions again")
+    if zipfile.is_zipfile(path):
+        return read_zip(path, skipped)
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head == ZIP_LOCAL_HEADER:  # a zip's first entry, but no central directory at the end: cut short
+        raise UsageError(f"{path}: truncated zip ({size} bytes, its end is missing): the download was "
+                         "interrupted; download the submissions again")
+    raise UsageError(f"{path}: not a zip file nor a folder: give the LMS's bulk download (.zip) or a folder")
+
+
 def read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
+    try:
+        return _read_zip(path, skipped)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError) as error:
+        # A CRC mismatch, a cut entry, an unknown compression: the download is damaged, and which of its
+        # files are sound cannot be known. Nothing is placed.
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{path}: damaged zip ({detail}): download the submissions again") from None
+
+
+def _read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
     found, total = [], 0
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
         if len(members) > MAX_ENTRIES:
-            raise SystemExit(f"{path}: {len(members)} entries, more than {MAX_ENTRIES}; refusing to read it")
+            raise UsageError(f"{path}: {len(members)} entries, more than {MAX_ENTRIES}; refusing to read it")
         for info in members:
             name = _member_name(info)
             if info.is_dir() or JUNK.search(name):
                 continue
             if not _safe_member(info.filename):
                 skipped.append((name, "unsafe path in the zip (absolute or '..'): ignored"))
+                continue
+            if info.flag_bits & 0x1:  # zipfile would ask for a password: no LMS encrypts its downloads
+                skipped.append((name, "encrypted entry in the zip: ignored"))
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 skipped.append((name, "symbolic link in the zip: ignored"))
@@ -139,9 +177,16 @@ def read_zip(path: Path, skipped: list[tuple[str, str]]) -> list[Found]:
                 continue
             total += len(data)
             if total > MAX_TOTAL_BYTES:
-                raise SystemExit(f"{path}: more than {MAX_TOTAL_BYTES / 2**30:.0f} GB uncompressed; refusing")
-            found.append(Found(name, data, datetime(*info.date_time)))
+                raise UsageError(f"{path}: more than {MAX_TOTAL_BYTES / 2**30:.0f} GB uncompressed; refusing")
+            found.append(Found(name, data, _entry_time(info)))
     return found
+
+
+def _entry_time(info: zipfile.ZipInfo) -> datetime | None:
+    try:
+        return datetime(*info.date_time)
+    except ValueError:  # a DOS date of month 0 or day 0 (some zip writers): the time is unknown, the file fine
+        return None
 
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes | None:
@@ -165,7 +210,7 @@ def read_folder(root: Path, skipped: list[tuple[str, str]]) -> list[Found]:
             continue
         found.append(Found(relative, path.read_bytes(), datetime.fromtimestamp(path.stat().st_mtime)))
         if len(found) > MAX_ENTRIES:
-            raise SystemExit(f"{root}: more than {MAX_ENTRIES} files; refusing to read it")
+            raise UsageError(f"{root}: more than {MAX_ENTRIES} files; refusing to read it")
     return found
 
 
@@ -480,7 +525,7 @@ def _zone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
-        raise SystemExit(f"unknown time zone {name!r}") from error
+        raise UsageError(f"--timezone {name!r}: unknown time zone (e.g. Europe/Paris, America/New_York)") from error
 
 
 def collect(course: Course, lab: str, download: Path, replace: bool = False, roster: Path | None = None,
@@ -492,16 +537,14 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
         sorted(course.release.joinpath(lab).glob("*.ipynb"))[0].stem
     labs = course.labs() if course.source.is_dir() else [lab]
     skipped: list[tuple[str, str]] = []
-    if roster is not None:
-        save_roster(course.root, read_roster(roster))
+    # Everything that can be refused is read first (zone, download, roster): a refused run writes nothing.
+    zone = _zone(timezone)
+    files = read_download(download, skipped)
+    new_roster = _roster(roster) if roster is not None else None
+    if new_roster is not None:
+        save_roster(course.root, new_roster)
     known = load_roster(course.root)
-    if download.is_dir():
-        files = read_folder(download, skipped)
-    elif zipfile.is_zipfile(download):
-        files = read_zip(download, skipped)
-    else:
-        raise SystemExit(f"{download}: neither a folder nor a zip file")
-    context = read_context(files, lab, labs, _zone(timezone))
+    context = read_context(files, lab, labs, zone)
     files = identify_all(files, context, known)
     plan(files, lab, canonical, release_answers(course, lab, canonical))
     place(files, course, lab, canonical, replace, due_date(course, lab))
@@ -527,13 +570,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default UTC")
 
 
-def main(args: argparse.Namespace) -> int:
-    from gradekit.course import repo_course
+def _roster(path: Path) -> Roster:
+    if not path.is_file():
+        raise UsageError(f"--roster {path}: no such file")
+    try:
+        return read_roster(path)
+    except (ValueError, UnicodeDecodeError, csv.Error) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UsageError(f"--roster: {detail}") from None
 
-    course = Course(args.course.resolve()) if args.course else repo_course()
+
+def main(args: argparse.Namespace) -> int:
+    course = course_at(args.course)
+    require_collectable_lab(course, args.lab)
     if not args.download.exists():
-        print(f"{args.download}: no such file or folder", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.download}: no such file or folder")
     files, skipped = collect(course, args.lab, args.download, replace=args.replace, roster=args.roster,
                              timezone=args.timezone)
     return 0 if any(f.action in ("placed", "replaced", "unchanged", "kept existing") for f in files) else 1

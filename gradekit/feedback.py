@@ -1,9 +1,12 @@
 """`feedback`: one HTML page per student and lab, without the hidden tests.
 
 nbgrader's own feedback shows the full test cells and tracebacks, which quote hidden test lines.
-Here a page shows, per graded cell: the score (from the gradebook), the student's own code, the
-visible part of each test cell, and for a failing test only `ename: evalue` (e.g. the
-CheckFailed message with its hint). Everything is HTML-escaped: student code is untrusted.
+Here a page opens with "What to fix first" (the failing test cells in notebook order, each with the
+function it names and a link to the cell below), then shows, per graded cell: the score (from the
+gradebook), the student's own code, the visible part of each test cell, for a failing test only
+`ename: evalue` (e.g. the CheckFailed message with its hint), and for written answers the points
+and comment the instructor gave by hand ("to be graded by hand" only while they have not).
+Everything is HTML-escaped: student code is untrusted.
 """
 
 from __future__ import annotations
@@ -21,12 +24,17 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from gradekit.course import Course
+from gradekit.exits import UsageError
 from gradekit.safe_text import multiline_safe
 
 HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?(^[ \t]*### END HIDDEN TESTS[^\n]*\n?|\Z)",
                           re.MULTILINE | re.DOTALL | re.IGNORECASE)
 WARNING_LINE = re.compile(r"\b(\w+(?:Warning|Error)): (.*)$", re.MULTILINE)
 MAX_MESSAGE_CHARS = 2000
+MAX_FIX_FIRST = 5  # "What to fix first" stays short: the first failures in notebook order
+# `CheckFailed: mean_std (std): wrong value` / `sigmoid: is not written yet`: the function the check names.
+MESSAGE_FUNCTION = re.compile(r"^(?:\w+: )?(?P<name>[A-Za-z_][\w.]*)(?: \([^)\n]*\))?: ")
+CHECK_CALL = re.compile(r"\bcheck_\w+\(\s*[\"'](?P<name>[A-Za-z_][\w.]*)")
 
 
 def visible_source(source: str) -> str:
@@ -100,6 +108,24 @@ class CellGrade:
     max_score: float
     needs_manual: bool
     comment: str
+    manual_score: float | None = None  # points the instructor gave by hand (nbgrader's Grade.manual_score)
+    written: bool = False  # a written answer (markdown, graded by hand), not an autograded cell
+
+    @property
+    def graded_by_hand(self) -> bool:
+        return self.manual_score is not None
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for the instructor: "to be graded by hand" on the page.
+
+        A score the instructor gave stands (nbgrader's total counts it) even when a regrade marked the
+        cell for review again, so it is shown, not hidden behind "to be graded by hand"."""
+        return self.needs_manual and self.manual_score is None
+
+    @property
+    def points(self) -> float:
+        return float((self.manual_score if self.graded_by_hand else self.score) or 0)
 
 
 def gradebook_grades(course: Course, lab: str, notebook: str,
@@ -114,34 +140,105 @@ def gradebook_grades(course: Course, lab: str, notebook: str,
         except MissingEntry:
             return {}, 0.0, 0.0
         comments = {c.name: (c.manual_comment or c.auto_comment or "") for c in submission.comments}
-        grades = {g.name: CellGrade(g.name, g.score, g.max_score, g.needs_manual_grade, comments.get(g.name, ""))
-                  for g in submission.grades}
+        # In notebook order, whatever the database: PostgreSQL returns rows in no fixed order (a row it
+        # updates, a manual grade, moves to the end), SQLite in the order they were written.
+        position = {name: index for index, name in enumerate(_grade_ids_in_order(course, lab, notebook))}
+        ordered = sorted(submission.grades, key=lambda g: (position.get(g.name, len(position)), g.name))
+        grades = {g.name: CellGrade(g.name, g.score, g.max_score, g.needs_manual_grade, comments.get(g.name, ""),
+                                    None if g.manual_score is None else float(g.manual_score),
+                                    g.cell.cell_type == "markdown")
+                  for g in ordered}
         return grades, float(submission.score), float(submission.max_score)
+
+
+def _grade_ids_in_order(course: Course, lab: str, notebook: str) -> list[str]:
+    """The grade ids of the lab's notebook, top to bottom (from the release students got)."""
+    path = course.release / lab / f"{notebook}.ipynb"
+    if not path.is_file():
+        return []
+    cells = nbformat.read(path, as_version=4).cells
+    return [c.metadata["nbgrader"]["grade_id"] for c in cells if "grade_id" in c.metadata.get("nbgrader", {})]
 
 
 def _score_text(grade: CellGrade | None) -> str:
     if grade is None:
         return ""
-    if grade.needs_manual:
+    if grade.pending:
         return f"to be graded by hand / {grade.max_score:g}"
-    return f"{grade.score or 0:g} / {grade.max_score:g}"
+    return f"{grade.points:g} / {grade.max_score:g}" + (" (graded by hand)" if grade.graded_by_hand else "")
 
 
 def _status(grade: CellGrade | None) -> str:
-    if grade is None or grade.needs_manual:
+    if grade is None or grade.pending:
         return "pending"
-    return "pass" if (grade.score or 0) >= grade.max_score else "fail"
+    return "pass" if grade.points >= grade.max_score else "fail"
+
+
+def cell_anchor(index: int, grade_id: str) -> str:
+    """The id of a cell's section: its position (unique) and its grade id reduced to safe characters
+    (grade ids come from the notebook, which the student edited)."""
+    return f"cell-{index}-" + re.sub(r"[^A-Za-z0-9_-]+", "-", grade_id)[:60]
+
+
+def is_test_cell(cell: NotebookNode) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def named_function(cell: NotebookNode, messages: list[str], previous_answer: str) -> str:
+    """The function a failing test is about: the one its failure message names, else the first one its
+    visible checks name, else the answer cell just above it."""
+    for message in messages:
+        if match := MESSAGE_FUNCTION.match(message):
+            return match["name"]
+    if match := CHECK_CALL.search(visible_source(cell.source)):
+        return match["name"]
+    return previous_answer
+
+
+def fix_first(nb: NotebookNode, grades: dict[str, CellGrade]) -> list[tuple[str, str, str, str]]:
+    """The failing test cells in notebook order: (anchor, grade id, function, first line of the message)."""
+    failing = []
+    previous_answer = ""
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and cell.cell_type == "code":
+            previous_answer = str(meta.get("grade_id", ""))
+        if not is_test_cell(cell):
+            continue
+        grade_id = str(meta.get("grade_id", ""))
+        if _status(grades.get(grade_id)) != "fail":
+            continue
+        messages = failure_messages(cell)
+        first = messages[0].strip().splitlines()[0] if messages and messages[0].strip() else "did not pass"
+        failing.append((cell_anchor(index, grade_id), grade_id, named_function(cell, messages, previous_answer),
+                        first[:200]))
+    return failing
+
+
+def fix_first_section(failing: list[tuple[str, str, str, str]]) -> str:
+    if not failing:
+        return ""
+    items = "".join(
+        f'<li><a href="#{html.escape(anchor)}"><code>{html.escape(function or grade_id)}</code></a> '
+        f'(test <code>{html.escape(grade_id)}</code>): {html.escape(message)}</li>'
+        for anchor, grade_id, function, message in failing[:MAX_FIX_FIRST])
+    more = (f"<p>{len(failing) - MAX_FIX_FIRST} more failing test(s) below.</p>"
+            if len(failing) > MAX_FIX_FIRST else "")
+    return ('<section class="fix-first"><h2>What to fix first</h2><p>The failing tests, in the order of the '
+            "notebook: an error early on often makes later tests fail too, so start at the top.</p>"
+            f"<ol>{items}</ol>{more}</section>")
 
 
 def _pre(text: str, css: str = "") -> str:
     return f'<pre class="{css}">{html.escape(text)}</pre>'
 
 
-def render_cell(cell: NotebookNode, grade: CellGrade | None) -> str:
+def render_cell(cell: NotebookNode, grade: CellGrade | None, anchor: str = "") -> str:
     meta = cell.metadata.get("nbgrader", {})
     grade_id = meta.get("grade_id", "")
     parts = []
-    if meta.get("grade") and not meta.get("solution"):
+    if is_test_cell(cell):
         title = f"Test <code>{html.escape(grade_id)}</code>"
         parts.append(_pre(visible_source(cell.source), "code"))
         messages = failure_messages(cell)
@@ -150,18 +247,27 @@ def render_cell(cell: NotebookNode, grade: CellGrade | None) -> str:
         elif _status(grade) == "pass":
             parts.append('<p class="ok">All checks passed.</p>')
     elif meta.get("solution"):
-        title = f"Your answer <code>{html.escape(grade_id)}</code>"
-        css = "code" if cell.cell_type == "code" else "text"
-        parts.append(_pre(cell.source, css))
+        written = cell.cell_type != "code"
+        kind = "Your written answer" if written else "Your answer"
+        title = f"{kind} <code>{html.escape(grade_id)}</code>"
+        parts.append(_pre(cell.source, "text" if written else "code"))
         parts += [_pre(message, "output") for message in student_messages(cell)]
     else:
         return ""
     score = _score_text(grade)
     header = f'<h2 class="{_status(grade) if score else ""}">{title}'
     header += f' <span class="score">{html.escape(score)}</span></h2>' if score else "</h2>"
+    if grade is not None and grade.written and meta.get("grade"):
+        if grade.pending:
+            parts.append('<p class="manual">To be graded by hand: your instructor has not graded this answer '
+                         "yet.</p>")
+        else:
+            parts.append(f'<p class="manual">Graded by hand: <b>{grade.points:g} / {grade.max_score:g}</b></p>')
     if grade is not None and grade.comment:
-        parts.append(f'<p class="comment">Comment: {html.escape(grade.comment)}</p>')
-    return f'<section>{header}{"".join(parts)}</section>'
+        who = "Instructor's comment" if grade.graded_by_hand or grade.written else "Comment"
+        parts.append(f'<p class="comment">{who}: {html.escape(grade.comment)}</p>')
+    where = f' id="{html.escape(anchor)}"' if anchor else ""
+    return f'<section{where}>{header}{"".join(parts)}</section>'
 
 
 STYLE = """
@@ -170,6 +276,7 @@ pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wra
 pre.error { background: #fdecea; color: #611a15; } pre.output { background: #eef; }
 h2 .score { float: right; font-weight: normal; } h2.pass .score { color: #1a7f37; }
 h2.fail .score { color: #b42318; } p.ok { color: #1a7f37; }
+p.manual { color: #444; } section.fix-first { background: #fff8e1; padding: .2em 1em; }
 p.notice { background: #fff4e5; border-left: 4px solid #b54708; padding: .5em 1em; }
 table { border-collapse: collapse; } td, th { padding: .2em .8em; border-bottom: 1px solid #ddd; }
 """
@@ -216,16 +323,29 @@ def _max_score(course: Course, lab: str) -> float | None:
 
 def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float,
                 student: str, lab: str, notice: str = "") -> str:
-    rows = "".join(f"<tr><td>{html.escape(g.grade_id)}</td><td>{html.escape(_score_text(g))}</td></tr>"
+    anchors: dict[str, str] = {}
+    sections = []
+    for index, cell in enumerate(nb.cells):
+        grade_id = str(cell.metadata.get("nbgrader", {}).get("grade_id", ""))
+        anchor = cell_anchor(index, grade_id) if grade_id else ""
+        if grade_id:
+            anchors.setdefault(grade_id, anchor)
+        sections.append(render_cell(cell, grades.get(grade_id), anchor))
+
+    def linked(grade_id: str) -> str:
+        name = html.escape(grade_id)
+        return f'<a href="#{html.escape(anchors[grade_id])}">{name}</a>' if grade_id in anchors else name
+
+    rows = "".join(f"<tr><td>{linked(g.grade_id)}</td><td>{html.escape(_score_text(g))}</td></tr>"
                    for g in grades.values())
-    sections = "".join(render_cell(cell, grades.get(cell.metadata.get("nbgrader", {}).get("grade_id", "")))
-                       for cell in nb.cells)
+    pending = sum(1 for g in grades.values() if g.pending)
+    manual = (f" {pending} written answer(s) still to be graded by hand: the score may go up." if pending else "")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(lab)} feedback"
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(lab)}: feedback for "
-            f"{html.escape(student)}</h1>{notice}<p>Score: <b>{total:g} / {max_total:g}</b> (written answers are "
-            f"graded by hand). Failing tests show the message of the first failed check; hidden tests run "
-            f"on random inputs and are not shown.</p><table><tr><th>cell</th><th>score</th></tr>{rows}"
-            f"</table>{sections}</body></html>")
+            f"{html.escape(student)}</h1>{notice}<p>Score: <b>{total:g} / {max_total:g}</b>.{manual}</p>"
+            f"{fix_first_section(fix_first(nb, grades))}<p>Failing tests show the message of the first failed "
+            f"check; hidden tests run on random inputs and are not shown.</p>"
+            f"<table><tr><th>cell</th><th>score</th></tr>{rows}</table>{''.join(sections)}</body></html>")
 
 
 def write_feedback(course: Course, lab: str, students: list[str] | None = None) -> list[Path]:
@@ -272,9 +392,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from gradekit.course import repo_course
+    from gradekit.lms.checks import course_at, require_gradebook_labs
+    from gradekit.lms.gradebook import load_ungradable
 
-    course = Course(args.course.resolve()) if args.course else repo_course()
+    course = course_at(args.course)
+    require_gradebook_labs(course, [args.lab])
+    if args.student:
+        known = ({p.parent.parent.name for p in course.autograded.glob(f"*/{args.lab}/*.ipynb")}
+                 | set(grading_status(course, args.lab)) | set(load_ungradable(course, args.lab)))
+        unknown = sorted(set(args.student) - known)
+        if unknown:
+            raise UsageError(f"--student: no graded or ungradable {args.lab} for {', '.join(map(repr, unknown))} "
+                             f"(grade it first: python -m gradekit grade {args.lab})")
     pages = write_feedback(course, args.lab, args.student)
     print(f"wrote {len(pages)} feedback page(s) to {course.feedback}/<student>/{args.lab}/")
     return 0 if pages else 1

@@ -34,6 +34,17 @@ def course(tmp_path: Path) -> Course:
     return Course(root)
 
 
+@pytest.fixture
+def released(course: Course) -> Course:
+    """`collect` on the command line wants the lab released (its notebook name, stubs, the gradebook)."""
+    import os
+    import sys
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader's alembic
+    course.nbgrader("generate_assignment", LAB, "--force")
+    return course
+
+
 def make_zip(path: Path, entries: dict[str, bytes], dates: dict[str, tuple] | None = None) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
@@ -62,7 +73,8 @@ def test_notebook_names_are_normalised(filename, stem):
     assert collect.normalise_stem(filename) == stem
 
 
-def test_canvas_zip_is_placed_with_newest_upload_and_late_flag(course, tmp_path, capsys):
+def test_canvas_zip_is_placed_with_newest_upload_and_late_flag(released, tmp_path, capsys):
+    course = released
     download = make_zip(tmp_path / "submissions.zip", {
         "smithjane_12345_67890_lab1_logistic_regression.ipynb": notebook_bytes("jane first"),
         "smithjane_12345_67891_lab1_logistic_regression-1.ipynb": notebook_bytes("jane second"),

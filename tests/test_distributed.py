@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
+from gradekit.__main__ import main as gradekit_main
 from gradekit.course import Course
 from gradekit.distributed import MAX_FILES, SubmissionTooLarge, pack_files, unpack_files
 from gradekit.grade import GRADED, GradeRun, grade_lab
@@ -34,7 +36,7 @@ GOOD = "def double(x):\n    return 2 * x"
 WRONG = "def double(x):\n    return x + 1"
 # Reads a file submitted next to the notebook: on the cluster it must have travelled with the task.
 WITH_FILE = "def double(x):\n    return int(open('factor.txt').read()) * x"
-SLEEPER_SECONDS = 12
+SLEEPER_SECONDS = 8
 SLEEPER = f"import time\ntime.sleep({SLEEPER_SECONDS})\n\ndef double(x):\n    return 2 * x"
 EXPECTED = {"good": 3.0, "wrong": 0.0, "blank": 0.0, "withfile": 3.0}
 
@@ -70,11 +72,13 @@ def test_cluster_scores_equal_local_scores(tmp_path, cluster):
     local_cells = cell_scores(course)
     assert {s.student: s.score for s in local.students} == EXPECTED
 
-    distributed = grade(course, scheduler=cluster.scheduler_address)
-    assert [(s.student, s.status, s.score, s.max_score, s.reason) for s in distributed.students] == \
+    # The same class again, through the command line, on the cluster.
+    assert gradekit_main(["grade", LAB, "--course", str(course.root), "--scheduler", cluster.scheduler_address]) == 0
+    status = json.loads((course.root / "reports" / LAB / "status.json").read_text())["students"]
+    assert [(s["student"], s["status"], s["score"], s["max_score"], s["reason"]) for s in status] == \
         [(s.student, s.status, s.score, s.max_score, s.reason) for s in local.students]
     assert cell_scores(course) == local_cells
-    assert all(s.status == GRADED and s.seconds > 0 for s in distributed.students)
+    assert all(s["status"] == GRADED and s["seconds"] > 0 for s in status)
     with Gradebook(course.db_url) as gb:  # re-grading replaced the submissions, it did not add any
         assert sorted(s.student.id for s in gb.assignment_submissions(LAB)) == sorted(EXPECTED)
 
@@ -114,7 +118,7 @@ def test_worker_killed_mid_run_loses_nothing(tmp_path, cluster):
                     victim = address
             time.sleep(0.2)
         assert victim is not None, "the sleeper's task was never seen running"
-        time.sleep(4)  # its kernel is up and inside time.sleep(): the worker dies mid-notebook
+        time.sleep(3)  # its kernel is up and inside time.sleep(): the worker dies mid-notebook
         assert any("-sleeper-" in key for key in _executing(client)[victim])
         os.kill(pids[victim], signal.SIGKILL)
         grading.join(timeout=150)

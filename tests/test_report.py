@@ -1,4 +1,5 @@
-"""report: index.html with plots, pass rates, common failures, status lists; grades.csv from the gradebook."""
+"""report: index.html with the labs at a glance, a sortable per-student table, plots, pass rates, common
+failures, status lists; grades.csv from the gradebook."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import csv
 import html
 import json
 import re
+import statistics
+from html.parser import HTMLParser
 
 import pytest
 from nbgrader.api import Gradebook
@@ -14,7 +17,7 @@ from submissions.tiny_lab import LAB, NOTEBOOK
 
 from gradekit.__main__ import main as gradekit_main
 from gradekit.course import Course
-from gradekit.report import normalise_message
+from gradekit.report import PASS_SHARE, LabSummary, _status_section, histogram_figure, normalise_message
 
 STATUS = {"lab": LAB, "sandboxed": True, "students": [
     {"student": "good", "status": "graded", "reason": "", "repairs": [], "flags": [], "score": 5,
@@ -31,6 +34,8 @@ STATUS = {"lab": LAB, "sandboxed": True, "students": [
 ]}
 
 
+NAME = "Ada <b>Lovelace</b>"
+
 pytestmark = pytest.mark.xdist_group("report")  # module fixtures are built once, on one worker
 
 @pytest.fixture(scope="session")  # session: not rebuilt when xdist interleaves modules
@@ -39,9 +44,14 @@ def reported(tmp_path_factory) -> Course:
     with Gradebook(course.db_url) as gradebook:  # a manual grade for the written answer
         grade = gradebook.find_grade("answer_why", NOTEBOOK, LAB, "good")
         grade.manual_score = 1.0
+        grade.needs_manual_grade = False
         gradebook.db.commit()
+        gradebook.update_or_create_student("absent")  # in the class, never submitted
     (course.root / "reports" / LAB).mkdir(parents=True)
     (course.root / "reports" / LAB / "status.json").write_text(json.dumps(STATUS))
+    # collect's record of who is who: the name comes from the LMS (and may hold markup)
+    (course.root / "reports" / LAB / "lms.json").write_text(json.dumps(
+        {"good": {"lms": "canvas", "user": "good", "name": NAME}}))
     assert gradekit_main(["report", "--course", str(course.root)]) == 0
     return course
 
@@ -52,7 +62,8 @@ def test_grades_csv_matches_the_gradebook_with_manual_grades(reported):
         rows = {row["student"]: row for row in csv.DictReader(handle)}
     with Gradebook(reported.db_url) as gradebook:
         expected = {s.student.id: s.score for s in gradebook.assignment_submissions(LAB)}
-    assert set(rows) == set(expected)
+    assert set(expected) <= set(rows)
+    assert {student for student, row in rows.items() if row[LAB] == ""} == set(rows) - set(expected)
     for student, score in expected.items():
         assert float(rows[student][LAB]) == score and float(rows[student]["total"]) == score
     assert float(rows["good"][LAB]) == 6.0  # 5 autograded + 1 manual
@@ -79,3 +90,123 @@ def test_messages_are_normalised_by_numbers_not_names():
     assert a == b == "CheckFailed: sigmoid: wrong value at index (#, #): got #, expected #"
     assert normalise_message("NameError: name 'sigmoid2' is not defined") == \
         "NameError: name 'sigmoid2' is not defined"
+
+
+class Tables(HTMLParser):
+    """Every <table> of a page: its header texts and its rows of cell texts (and the cells' attributes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append({"class": dict(attrs).get("class", ""), "headers": [], "rows": []})
+        elif tag == "tr" and self.tables:
+            self.tables[-1]["rows"].append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+            self.kind = tag
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            text = "".join(self.cell).strip()
+            table = self.tables[-1]
+            (table["headers"] if self.kind == "th" else table["rows"][-1]).append(text)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def tables(markup: str) -> dict[str, dict]:
+    parser = Tables()
+    parser.feed(markup)
+    return {t["class"]: {"headers": t["headers"], "rows": [r for r in t["rows"] if r]} for t in parser.tables
+            if t["class"]}
+
+
+@pytest.mark.slow
+def test_labs_at_a_glance_and_the_student_table_match_the_gradebook(reported):
+    markup = (reported.root / "reports" / "index.html").read_text()
+    found = tables(markup)
+    with Gradebook(reported.db_url) as gradebook:
+        maximum = gradebook.find_assignment(LAB).max_score
+        students = sorted(s.id for s in gradebook.students)
+        scored, pending = {}, set()
+        for submission in gradebook.assignment_submissions(LAB):
+            scored[submission.student.id] = submission.score - (submission.late_submission_penalty or 0)
+            if submission.needs_manual_grade:
+                pending.add(submission.student.id)
+    status_only = {s["student"]: s["status"] for s in STATUS["students"] if s["student"] not in students}
+    assert status_only == {"broken": "invalid", "slow": "timed out"}
+    assert students == ["absent", "good", "partial", "wrong"] and pending == {"partial", "wrong"}
+
+    # The student table: everyone, name from collect, score and status per lab, flags, pending by hand.
+    table = found["sortable students"]
+    assert table["headers"] == ["student", "name", f"{LAB} score", f"{LAB} status", "flags", "to grade by hand"]
+    rows = {row[0]: dict(zip(table["headers"], row, strict=True)) for row in table["rows"]}
+    assert sorted(rows) == sorted([*students, *status_only])
+    for student in students:
+        row = rows[student]
+        if student in scored:
+            assert float(row[f"{LAB} score"]) == pytest.approx(scored[student]), student
+            assert row[f"{LAB} status"] == "graded"
+        else:
+            assert row[f"{LAB} score"] == "" and row[f"{LAB} status"] == "missing"
+        assert (row["to grade by hand"] != "") == (student in pending), student
+    assert rows["good"]["name"] == NAME and rows["wrong"]["name"] == ""
+    assert rows["partial"]["flags"] == "cell 5 (sigmoid), line 2: rebinds `torch.allclose`"
+    assert rows["broken"][f"{LAB} status"] == "invalid" and rows["slow"][f"{LAB} status"] == "timed out"
+    # student text is escaped: the name is text in its cell, not markup
+    assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in markup and NAME not in markup
+
+    # The labs at a glance, recomputed from the gradebook.
+    summary = found["summary"]
+    line = dict(zip(summary["headers"], summary["rows"][0], strict=True))
+    graded = [scored[s] for s in ("good", "partial", "wrong")]
+    assert line["lab"] == LAB and float(line["points"]) == maximum
+    assert int(line["students"]) == len(students) + len(status_only) == 6
+    assert int(line["graded"]) == len(graded) == 3
+    assert float(line["mean"]) == pytest.approx(statistics.fmean(graded), rel=1e-3)
+    assert float(line["median"]) == pytest.approx(statistics.median(graded), rel=1e-3)
+    assert int(line[f"passed (≥ {PASS_SHARE:.0%})"]) == sum(score >= PASS_SHARE * maximum for score in graded)
+    assert (int(line["missing"]), int(line["invalid"]), int(line["timed out / crashed"])) == (1, 1, 1)
+    assert int(line["flagged"]) == 1 and int(line["to grade by hand"]) == len(pending)
+    assert "at least 50% of the lab's points" in markup
+
+
+@pytest.mark.slow
+def test_the_page_runs_only_its_own_sorting_script(reported):
+    markup = (reported.root / "reports" / "index.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>(.*?)</script>", markup, re.DOTALL | re.IGNORECASE)
+    assert len(scripts) == 1 and "table.sortable" in scripts[0] and "innerHTML" not in scripts[0]
+    assert "on" + "error=" not in markup.lower() and "javascript:" not in markup.lower()
+    # numeric sort keys: a missing score sorts below 0
+    assert re.search(r'<tr data-student="absent"><td>absent</td><td></td><td data-sort="-1">', markup)
+
+
+def test_histogram_axes_are_whole_numbers():
+    summary = LabSummary("lab9", max_score=7.5, scores={f"s{i}": v for i, v in enumerate([0, 2.5, 2.5, 7.5, 6])})
+    figure = histogram_figure(summary)
+    figure.canvas.draw()
+    axes = figure.axes[0]
+    for ticks in (axes.get_xticks(), axes.get_yticks()):
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    edges = [patch.get_x() for patch in axes.patches]
+    assert all(float(edge).is_integer() for edge in edges) and max(p.get_height() for p in axes.patches) == 2
+
+
+def test_long_repair_lists_are_summarised_and_folded():
+    status = [{"student": f"s{i:03}", "status": "graded", "flags": [],
+               "repairs": [f"test cell 'test_{i % 7}' was deleted: re-inserted it from the release",
+                           *(["cell 3: nbgrader metadata restored (by grade id)"] * (i % 2))]} for i in range(40)]
+    summary = LabSummary("lab9", status=status)
+    section = _status_section(summary, [s["student"] for s in status])
+    text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", section)))
+    assert "60 repair(s) in 40 submission(s)" in text
+    assert "40× test cell '…' was deleted: re-inserted it from the release" in text
+    assert "20× cell #: nbgrader metadata restored (by grade id)" in text
+    assert re.search(r"<details><summary>every repair, per student</summary>.*s039", section)  # folded: no `open`

@@ -11,19 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradekit.course import Course, repo_course
+from gradekit.course import Course
+from gradekit.exits import UsageError
+from gradekit.lms.checks import course_at, require_gradebook_labs
 from gradekit.safe_text import terminal_safe
 
 
 def _course(args: argparse.Namespace) -> Course:
-    return Course(args.course.resolve()) if args.course else repo_course()
-
-
-def _graded_labs(course: Course) -> list[str]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(course.db_url) as gradebook:
-        return sorted(a.name for a in gradebook.assignments)
+    return course_at(args.course)
 
 
 def grades(args: argparse.Namespace) -> int:
@@ -31,13 +26,16 @@ def grades(args: argparse.Namespace) -> int:
 
     course = _course(args)
     overrides = {}
-    for item in args.column or []:
+    for item in args.column or []:  # arguments first: a typo must not cost a gradebook read
         lab, _, header = item.partition("=")
-        if not header:
-            print(f"--column {item!r}: expected lab=Canvas column name", file=sys.stderr)
-            return 2
-        overrides[lab] = header
-    written = export_grades(course, args.labs or _graded_labs(course), args.missing, overrides)
+        if not lab.strip() or not header.strip():
+            raise UsageError(f"--column {item!r}: expected LAB=HEADER, e.g. lab1=\"Lab 1 (4242)\"")
+        overrides[lab.strip()] = header
+    labs = require_gradebook_labs(course, args.labs)
+    stray = sorted(set(overrides) - set(labs))
+    if stray:
+        raise UsageError(f"--column for {', '.join(map(repr, stray))}: not among the labs exported ({', '.join(labs)})")
+    written = export_grades(course, labs, args.missing, overrides)
     for kind, path in written.items():
         print(f"{kind:14} {path}")
     return 0
@@ -46,7 +44,9 @@ def grades(args: argparse.Namespace) -> int:
 def feedback(args: argparse.Namespace) -> int:
     from gradekit.lms.export import export_feedback
 
-    written = export_feedback(_course(args), args.lab)
+    course = _course(args)
+    require_gradebook_labs(course, [args.lab])
+    written = export_feedback(course, args.lab)
     for kind, path in written.items():
         print(f"{kind:8} {path}")
     return 0 if written else 1
@@ -55,7 +55,9 @@ def feedback(args: argparse.Namespace) -> int:
 def dates(args: argparse.Namespace) -> int:
     from gradekit.lms.gradebook import apply_dates
 
-    changes = apply_dates(_course(args), args.lab)
+    course = _course(args)
+    require_gradebook_labs(course, [args.lab])
+    changes = apply_dates(course, args.lab)
     for change in changes:
         print(terminal_safe(change))
     print(f"{len(changes)} change(s) written to the gradebook; re-grade to apply late penalties")
@@ -92,5 +94,17 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     return args.run(args)
 
 
+def standalone(argv: list[str] | None = None) -> int:
+    """`python -m gradekit.lms ...`: the same one-line errors and exit codes as `python -m gradekit lms ...`."""
+    from gradekit.__main__ import run_command
+
+    parser = argparse.ArgumentParser(prog="python -m gradekit.lms", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.command, args.module_name = "lms", "gradekit.lms.__main__"
+    return run_command(args)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(standalone())
