@@ -397,7 +397,7 @@ def students_of(course: Course, lab: str) -> tuple[list[str], list[str]]:
     submitted = sorted(p.parent.name for p in course.submitted.glob(f"*/{lab}")
                        if p.is_dir() and is_safe_student_id(p.parent.name))
     known: list[str] = []
-    if course.gradebook.exists():
+    if course.has_gradebook():
         with Gradebook(course.db_url) as gb:
             known = [s.id for s in gb.students]
     return submitted, sorted(set(known) - set(submitted))
@@ -458,7 +458,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                           execute_settings(config))
         (staging / "runs").mkdir()
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
-        first = preflight(sandbox, limits) if submitted else None
+        # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
+        # grader error for that student, never a zero); here, locally, before any grade is written.
+        first = preflight(sandbox, limits) if submitted and scheduler is None else None
         statuses = {student: StudentStatus(student, MISSING, "no submission") for student in missing}
         results: dict[str, ExecutionResult] = {}
         phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
