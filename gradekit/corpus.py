@@ -898,7 +898,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="fast-mode worker processes (default 2)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per entry")
     parser.add_argument("--no-fidelity", action="store_true",
-                        help="skip the sample graded through plain nbgrader autograde")
+                        help="skip the sample graded through gradekit grade (sandbox, judge, nbgrader scoring)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--source", type=Path, default=REPO_ROOT / "source", help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, default=CORPUS_ROOT, help=argparse.SUPPRESS)

@@ -60,7 +60,7 @@ def test_scores_equal_plain_nbgrader(graded):
 def test_status_lines_exit_code_and_status_json(graded):
     course, _, first = graded
     assert first.returncode == 0, first.stderr
-    assert "[3/3]" in first.stderr
+    assert "executing: 100%" in first.stderr and "3/3" in first.stderr  # the bar ends at the class size
     lines = {line.split()[0]: line for line in first.stdout.splitlines()}
     assert "graded" in lines["full"] and "3/3" in lines["full"]
     status = json.loads((course.root / "reports" / LAB / "status.json").read_text())
@@ -69,7 +69,10 @@ def test_status_lines_exit_code_and_status_json(graded):
     assert {s: by_student[s]["status"] for s in CLASS} == {s: GRADED for s in CLASS}
     assert by_student["blank"]["score"] == 0 and by_student["full"]["max_score"] == 3
     assert set(by_student["full"]) == {"student", "status", "reason", "repairs", "flags", "score",
-                                      "max_score", "seconds"}
+                                      "max_score", "seconds", "judge_seconds", "judge_cpu"}
+    assert 0 < by_student["full"]["judge_seconds"] < by_student["full"]["seconds"]
+    assert set(status["phases"]) == {"staging", "execution", "judge", "scoring"}
+    assert len(status["phases"]["scoring"]) == len(CLASS)
 
 
 def test_rerun_is_idempotent_and_keeps_manual_grades(graded):
@@ -124,7 +127,7 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     monkeypatch.setattr(grade, "bwrap_path", lambda: None)
     args = argparse.Namespace(lab=LAB, course=course.root, workers=1, timeout=60.0, memory=4096,
-                              no_sandbox=False, no_warm=True)
+                              no_sandbox=False, no_warm=True, student=None, scheduler=None)
     assert grade.main(args) == 0
     err = capsys.readouterr().err
     assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err
