@@ -338,9 +338,13 @@ class RunningExecutor:
     def command(self, message: dict, expect: str) -> dict:
         """Send one command; the answer event, or `{"event": "failed", "status", "reason"}`."""
         event = self._command(message, expect)
-        if event["event"] == "failed" and event["status"] == "crashed" and self.group and self.group.oom_killed():
-            event["reason"] = (f"the notebook's processes used more than {self.limits.sandbox_memory_mb} MB "
-                               "of memory together")
+        if self.group and self.group.oom_killed():
+            # Over the whole sandbox's memory: some process was killed; the notebook stops here, as a whole.
+            if event["event"] != "failed":
+                self.kill()
+            return {"event": "failed", "status": "crashed",
+                    "reason": f"the notebook's processes used more than {self.limits.sandbox_memory_mb} MB "
+                              "of memory together"}
         return event
 
     def _command(self, message: dict, expect: str) -> dict:
