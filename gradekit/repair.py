@@ -574,7 +574,11 @@ def _insert_missing(entries: list[tuple[NotebookNode, int | None]], matcher: Mat
         written_elsewhere = _defined_elsewhere(entries, release, rel)
         if written_elsewhere:
             # The student merged this answer into another cell (or moved its code): the stub would
-            # redefine their functions with `raise NotImplementedError()`. Keep the cell, empty.
+            # redefine their functions with `raise NotImplementedError()`. Keep the cell, empty, right
+            # after the code that defines them, so that its tests (moved below it) run once it exists.
+            insert_at = 1 + max(pos for pos, (other, index) in enumerate(entries)
+                                if other.cell_type == "code" and (index is None or not release[index].locked)
+                                and defined_names(other.source) & written_elsewhere)
             cell.source = (f"# The answer to '{rel.grade_id}' is in another cell of this notebook "
                            f"(it defines {', '.join(sorted(written_elsewhere))}).")
             repairs.append(f"answer cell '{rel.grade_id}' was merged into another cell that defines "

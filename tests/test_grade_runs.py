@@ -259,3 +259,48 @@ def test_a_moved_answer_is_put_back_before_its_test(tmp_path):
     nbformat.write(nb, path)
     order = [_grade_id(c) for c in prepare_submission(path, release).notebook.cells]
     assert order.index("sigmoid") < order.index("test_sigmoid")
+
+
+def _marks_through_the_judge(nb: nbformat.NotebookNode) -> dict[str, tuple[float, float]]:
+    """Points per test cell of a repaired notebook, graded as the grader does (test and locked cells
+    restored from the instructor's source, as nbgrader's OverwriteCells does; the judge decides)."""
+    import json as json_module
+    from dataclasses import asdict
+
+    from gradekit import corpus
+
+    source = {_grade_id(c): c.source for c in nbformat.read(SOURCE_LAB1, as_version=4).cells if _grade_id(c)}
+    cells = [asdict(c) for c in corpus.code_cells(nb)]
+    for cell in cells:
+        if cell["is_test"] or cell["is_locked"]:
+            cell["source"] = source[cell["grade_id"]]
+    script = ("import json, sys\nfrom gradekit import corpus\ncorpus._import_heavy_modules()\n"
+              "cells, timeout = json.loads(sys.stdin.read())\nprint(json.dumps(corpus.fork_and_grade(cells, timeout)))")
+    done = subprocess.run([sys.executable, "-c", script], input=json_module.dumps([cells, 120.0]),
+                          capture_output=True, text=True, check=True, timeout=300)
+    result = json_module.loads(done.stdout)
+    return {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
+
+
+@pytest.mark.parametrize("how", ["merged", "moved"])
+def test_merged_and_moved_answers_keep_full_marks(tmp_path, how):
+    from gradekit.repair import prepare_submission
+
+    release = nbformat.read(RELEASE_LAB1, as_version=4)
+    answers = _answers()
+    nb = nbformat.from_dict(release)
+    for cell in nb.cells:  # every answer written
+        if _grade_id(cell) in answers:
+            cell.source = answers[_grade_id(cell)]
+    if how == "merged":  # linear_regression pasted into sigmoid's cell, its own cell deleted
+        merged = next(c for c in nb.cells if _grade_id(c) == "sigmoid")
+        merged.source = answers["linear_regression"] + "\n\n\n" + answers["sigmoid"]
+        nb.cells = [c for c in nb.cells if _grade_id(c) != "linear_regression"]
+    else:  # the sigmoid cell moved to the very end of the notebook
+        moved = next(c for c in nb.cells if _grade_id(c) == "sigmoid")
+        nb.cells = [c for c in nb.cells if c is not moved] + [moved]
+    path = tmp_path / f"{how}.ipynb"
+    nbformat.write(nb, path)
+    marks = _marks_through_the_judge(prepare_submission(path, release).notebook)
+    lost = {grade_id: points for grade_id, points in marks.items() if points[0] < points[1]}
+    assert lost == {} and len(marks) >= 10, marks
