@@ -471,7 +471,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         def on_done(student: str, result: ExecutionResult) -> None:
             with done:
                 results[student] = result
-                execution_bar.set_postfix_str(f"{terminal_safe(student, 30)}: {result.status}", refresh=False)
+                detail = f" ({terminal_safe(result.reason, 80)})" if result.status == GRADER_ERROR else ""
+                execution_bar.set_postfix_str(f"{terminal_safe(student, 30)}: {result.status}{detail}",
+                                              refresh=False)
                 execution_bar.update(1)
 
         # Local processes, or a Dask cluster with --scheduler (execution only: scoring stays here).

@@ -215,6 +215,7 @@ class RunningExecutor:
         self.limits = limits
         self.sandboxed = sandboxed
         self.events: queue.Queue = queue.Queue()
+        self._cleanup_lock, self._cleaned = threading.Lock(), False
         self.log_path = workdir.with_suffix(".log")
         workdir.mkdir(parents=True)
         read_end, write_end = os.pipe()
@@ -277,11 +278,19 @@ class RunningExecutor:
         self.events.put({"event": "closed"})
 
     def kill(self) -> None:
+        """Kill the sandbox and clean up after it; safe to call twice and from two threads at once
+        (a worker finishing its notebook while Ctrl-C aborts the pool)."""
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        with self._cleanup_lock:
+            if not self._cleaned:
+                self._clean_up()
+                self._cleaned = True
+
+    def _clean_up(self) -> None:
         self.process.wait()
         if self.process.stdin:
             try:

@@ -157,12 +157,16 @@ def test_an_interrupt_stops_within_seconds_and_a_rerun_finishes(tmp_path, phase)
     reader = threading.Thread(target=lambda: [output.extend(chunk) for chunk in iter(
         lambda: os.read(process.stderr.fileno(), 4096), b"")], daemon=True)
     reader.start()
-    # Executing: every notebook staged (they then sleep in their sandboxes). Scoring: its bar has started.
-    marker = b"staging  : 100%" if phase == "executing" else b"scoring"
+    # Executing: the bars are up; a few seconds later every notebook is staged and sleeping in its sandbox
+    # (each sleeps 60 s). Scoring: its bar has started.
+    marker = b"executing" if phase == "executing" else b"scoring"
     deadline = time.monotonic() + 240
     while marker not in output:
         assert process.poll() is None and time.monotonic() < deadline, output.decode(errors="replace")[-2000:]
         time.sleep(0.05)
+    if phase == "executing":
+        time.sleep(8)
+        assert process.poll() is None, output.decode(errors="replace")[-2000:]
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == EXIT_INTERRUPTED, output.decode(errors="replace")[-2000:]
