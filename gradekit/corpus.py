@@ -59,13 +59,12 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from gradekit.course import REPO_ROOT, Course
+from gradekit.judge import HIDDEN_BEGIN, HIDDEN_END  # one place for nbgrader's delimiters
 
 CORPUS_ROOT = REPO_ROOT / "tests" / "corpus"
 MIN_WHEATS = 3
 MIN_CHAFFS = 5
 DEFAULT_TIMEOUT = 60.0  # seconds per entry in fast mode (nbgrader allows 60 s per cell)
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
-HIDDEN_END = "### END HIDDEN TESTS"
 GRADER_ENV = {"NBGRADER_EXECUTION": "autograde", "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}
 
 
