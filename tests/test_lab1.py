@@ -1,13 +1,17 @@
-"""Lab 1 (logistic regression by hand): notebook structure, corpus coverage, and its tests run in-process."""
+"""Lab 1 (logistic regression by hand): notebook structure, corpus coverage, its tests run in-process, and one
+mistake costing once through the judge."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 import pytest
+from test_corpus import fork_in_fresh_worker
 
+from gradekit import corpus
 from gradekit.course import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "source" / "lab1" / "lab1_logistic_regression.ipynb"
@@ -121,3 +125,52 @@ def test_test_cells_name_the_function(notebook):
                          "chain_rule": ("dJi_dS", "dS_dZ", "dZ_dW", "dZ_dB")}.get(names, (names,))
             for function in functions:
                 assert f'"{function}' in cell.source, (meta["grade_id"], function)
+
+
+# --- one mistake costs once: compute_gradients_v2 is judged with the student's own chain-rule pieces -----------
+
+
+def _graded_through_the_judge(replace: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Points (got, max) of every test cell, the answer cells named in `replace` swapped, graded as `gradekit
+    grade` does: the cells in a forked student process, the test cells in the judge."""
+    cells = [asdict(c) for c in corpus.code_cells(corpus.find_lab("lab1").notebook())]
+    for grade_id, source in replace.items():
+        cells[corpus.answer_index([corpus.Cell(**c) for c in cells], grade_id)]["source"] = source
+    result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
+    return {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_a_chain_rule_mistake_costs_once_through_the_judge():
+    """dJi_dS with the wrong sign (and dS_dZ applying the sigmoid again): test_chain_rule loses its points,
+    compute_gradients_v2, right with those pieces, keeps all of its own; a wrong compute_gradients_v2 on the
+    same wrong pieces still loses them."""
+    solution = corpus.code_cells(corpus.find_lab("lab1").notebook())
+    (pieces,) = [c.source for c in solution if c.grade_id == "chain_rule"]
+    for right, wrong in (("return -y_true / y_pred + (1 - y_true) / (1 - y_pred)",
+                          "return y_true / y_pred - (1 - y_true) / (1 - y_pred)"),
+                         ("return y_pred * (1 - y_pred)",
+                          "return torch.sigmoid(y_pred) * (1 - torch.sigmoid(y_pred))")):
+        assert right in pieces
+        pieces = pieces.replace(right, wrong)
+    points = _graded_through_the_judge({"chain_rule": pieces})
+    assert points["test_chain_rule"][0] == 0, points
+    assert points["test_compute_gradients_v2"] == (3.0, 3.0), points
+    assert all(got == full for grade_id, (got, full) in points.items() if grade_id != "test_chain_rule"), points
+
+    wrong_v2 = (CORPUS / "compute_gradients_v2" / "chaff_sum.py").read_text()  # sums where the text asks to average
+    points = _graded_through_the_judge({"chain_rule": pieces, "compute_gradients_v2": wrong_v2})
+    assert points["test_chain_rule"][0] == 0 and points["test_compute_gradients_v2"][0] == 0, points
+
+
+def test_a_chain_rule_mistake_costs_once_in_process(notebook, grading_env):
+    """The same in one Python process (plain nbgrader's way of running a test cell whole)."""
+    wrong_sign = (CORPUS / "chain_rule" / "chaff_dJ_wrong_sign.py").read_text()
+    outcome = _run_graded_cells(notebook, {"chain_rule": wrong_sign})
+    assert {grade_id for grade_id, error in outcome.items() if error is not None} == {"test_chain_rule"}
+    wrong_v2 = (CORPUS / "compute_gradients_v2" / "chaff_missing_sigmoid_factor.py").read_text()
+    outcome = _run_graded_cells(notebook, {"chain_rule": wrong_sign, "compute_gradients_v2": wrong_v2})
+    assert {grade_id for grade_id, error in outcome.items() if error is not None} == {
+        "test_chain_rule", "test_compute_gradients_v2"}
+    assert "compute_gradients_v2" in str(outcome["test_compute_gradients_v2"])

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 
+from gradekit import corpus
 from gradekit.course import REPO_ROOT
 from tests.conftest import solution_text
 
@@ -103,3 +108,122 @@ def test_chaff_fails_its_test_cell_with_a_named_message(entry):
     error = run_cells(CORPUS / f"{entry}.py", stop_after=f"test_{answer}")[f"test_{answer}"]
     assert error is not None, f"{entry} passes test_{answer}"
     assert error.startswith("CheckFailed: ") and answer in error and "Hint:" in error, error
+
+
+# ---------------------------------------------------------------------------------------------
+# One mistake costs once, through the judge (the grader's own process; the student's code runs in a
+# forked child): a wrong piece loses the points of its own test only.
+# ---------------------------------------------------------------------------------------------
+
+# A student who shares a per-class helper between precision_macro and f1_macro.
+SHARED_PRECISION = '''
+def precision_per_class(y_pred, y_true, num_classes):
+    classes = torch.arange(num_classes)
+    true_positives = ((y_pred[:, None] == classes) & (y_true[:, None] == classes)).sum(dim=0).double()
+    counts = (y_pred[:, None] == classes).sum(dim=0).double()
+    return torch.where(counts > 0, true_positives / counts.clamp(min=1), 0.0)
+
+
+def precision_macro(y_pred, y_true, num_classes):
+    return precision_per_class(y_pred, y_true, num_classes).mean()
+'''
+SHARED_F1 = '''
+def f1_macro(y_pred, y_true, num_classes):
+    classes = torch.arange(num_classes)
+    precision = precision_per_class(y_pred, y_true, num_classes)
+    true_positives = ((y_pred[:, None] == classes) & (y_true[:, None] == classes)).sum(dim=0).double()
+    counts = (y_true[:, None] == classes).sum(dim=0).double()
+    recall = torch.where(counts > 0, true_positives / counts.clamp(min=1), 0.0)
+    per_class = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    return per_class.mean()
+'''
+# The classic slip in the helper: precision divided by the TRUE class counts (that is recall).
+PRECISION_AS_RECALL = ("counts = (y_pred[:, None] == classes)", "counts = (y_true[:, None] == classes)")
+
+
+def fork_in_fresh_worker(cells: list[dict], timeout: float = 120.0) -> dict:
+    """corpus.fork_and_grade in a new process, as in tests/test_corpus.py (forking pytest itself would share
+    its threads and filters)."""
+    script = ("import json, sys\nfrom gradekit import corpus\ncorpus._import_heavy_modules()\n"
+              "cells, timeout = json.loads(sys.stdin.read())\nprint(json.dumps(corpus.fork_and_grade(cells, timeout)))")
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps([cells, timeout]),
+                          capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(done.stdout)
+
+
+def judged_points(replacements: dict[str, str | list[tuple[str, str]]]) -> dict[str, tuple[float, float]]:
+    """Points of every test cell through the judge, with answer cells replaced: grade_id -> new source, or
+    grade_id -> [(old, new), ...], one-place edits of the instructor's solution."""
+    lab = corpus.find_lab("lab3")
+    cells = [asdict(c) for c in corpus.code_cells(lab.notebook())]
+    for grade_id, change in replacements.items():
+        index = corpus.answer_index([corpus.Cell(**c) for c in cells], grade_id)
+        source = solution_text(cells[index]["source"])
+        if isinstance(change, str):
+            source = change
+        for old, new in [] if isinstance(change, str) else change:
+            assert source.count(old) == 1, (grade_id, old)
+            source = source.replace(old, new)
+        cells[index]["source"] = source
+    result = fork_in_fresh_worker(cells)
+    assert "cells" in result, result
+    return {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
+
+
+def assert_only_lost(points: dict[str, tuple[float, float]], lost: set[str]) -> None:
+    assert {test for test, (got, full) in points.items() if got < full} == lost, points
+
+
+# Realistic mistakes in the pieces SoftmaxRegression1 uses: forward, predict_labels, evaluate and train
+# (which use the student's softmax, one_hot and cross_entropy) keep their points.
+SOFTMAX_OVER_COLUMNS = ("exp.sum(dim=1, keepdim=True)", "exp.sum(dim=0, keepdim=True)")
+PIECE_MISTAKES = {
+    "softmax normalises the columns": ("softmax", [SOFTMAX_OVER_COLUMNS]),
+    "softmax subtracts the column maxima": ("softmax", [("z.max(dim=1, keepdim=True)", "z.max(dim=0, keepdim=True)")]),
+    "cross_entropy sums over the samples": ("cross_entropy", [("per_sample.mean()", "per_sample.sum()")]),
+    "cross_entropy in base 10": ("cross_entropy", [("torch.log(probas)", "torch.log10(probas)")]),
+    "one_hot is off by one": ("one_hot", [("torch.arange(len(y)), y]", "torch.arange(len(y)), y - 1]")]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+@pytest.mark.parametrize("mistake", PIECE_MISTAKES)
+def test_a_wrong_piece_costs_only_its_own_test(mistake):
+    piece, edits = PIECE_MISTAKES[mistake]
+    assert_only_lost(judged_points({piece: edits}), {f"test_{piece}"})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_a_wrong_train_still_fails_with_a_wrong_piece():
+    """train right with neither PyTorch's pieces nor the student's own: both tests lose their points."""
+    after_update = [  # the cost recorded after the update instead of before it
+        ("            costs.append(cross_entropy(probas, y_onehot).item())\n", ""),
+        ("self.bias = self.bias - learning_rate * grad_b\n",
+         "self.bias = self.bias - learning_rate * grad_b\n"
+         "            costs.append(cross_entropy(self.forward(x), y_onehot).item())\n")]
+    no_bias_step = [("self.bias = self.bias - learning_rate * grad_b", "self.bias = self.bias")]
+    for wrong_train in (after_update, no_bias_step):
+        points = judged_points({"softmax": [SOFTMAX_OVER_COLUMNS], "SoftmaxRegression1": wrong_train})
+        assert_only_lost(points, {"test_softmax", "test_SoftmaxRegression1"})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_a_wrong_precision_costs_only_its_own_test():
+    """A precision helper that divides by the true counts, shared with f1_macro: only precision_macro loses."""
+    wrong = SHARED_PRECISION.replace(*PRECISION_AS_RECALL)
+    assert wrong != SHARED_PRECISION
+    assert_only_lost(judged_points({"precision_macro": SHARED_PRECISION, "f1_macro": SHARED_F1}), set())
+    assert_only_lost(judged_points({"precision_macro": wrong, "f1_macro": SHARED_F1}), {"test_precision_macro"})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_a_wrong_f1_still_fails_with_a_wrong_precision():
+    """The same shared helper, and an f1_macro that also averages over the classes present in y_true only."""
+    wrong_f1 = SHARED_F1.replace("return per_class.mean()", "return per_class[torch.unique(y_true)].mean()")
+    assert wrong_f1 != SHARED_F1
+    points = judged_points({"precision_macro": SHARED_PRECISION.replace(*PRECISION_AS_RECALL), "f1_macro": wrong_f1})
+    assert_only_lost(points, {"test_precision_macro", "test_f1_macro"})
