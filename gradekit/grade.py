@@ -81,7 +81,7 @@ from gradekit.nbgrader_steps import (  # noqa: F401 - re-exported: tests and the
 from gradekit.safe_text import is_safe_student_id, terminal_safe
 from gradekit.sandbox import ExecutionResult, Limits, RunningExecutor, Sandbox, bwrap_path, copy_into
 
-MIN_MEMORY_MB = 1024
+MIN_MEMORY_MB = 512
 LOCK_NAME = ".gradekit-grade.lock"
 EXECUTE_SETTINGS = ("timeout", "interrupt_on_timeout", "raise_on_iopub_timeout", "error_on_timeout",
                     "extra_arguments", "allow_errors", "startup_timeout", "iopub_timeout")
@@ -493,7 +493,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=Limits.timeout,
                         help="wall time for a whole notebook, seconds")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help="address space per process, MB (torch alone reserves ~1.4 GB)")
+                        help="address space per process, MB (the lab's imports take ~0.9 GB with one thread)")
     parser.add_argument("--no-sandbox", action="store_true", help="resource limits only, no bubblewrap")
     parser.add_argument("--no-warm", action="store_true",
                         help="start each sandbox cold (its own bwrap and imports) instead of forking it from "
@@ -521,8 +521,8 @@ def check_limits(args: argparse.Namespace) -> Limits:
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise UsageError(f"--timeout {args.timeout:g}: the time for a notebook must be a positive number of seconds")
     if args.memory < MIN_MEMORY_MB:
-        raise UsageError(f"--memory {args.memory} MB cannot hold the lab's imports (torch alone reserves "
-                         f"~1.4 GB of address space): use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
+        raise UsageError(f"--memory {args.memory} MB cannot hold the lab's imports (~0.9 GB of address space "
+                         f"with one thread): use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
     return Limits(timeout=args.timeout, memory_mb=args.memory)
 
 

@@ -424,6 +424,14 @@ def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
             "RLIMIT_CORE": (0, 0), "RLIMIT_NPROC": (limits.processes, limits.processes)}
 
 
+def _zygote_limits(limits: Limits) -> None:
+    """The zygote imports under the students' address-space limit (its forks inherit its mappings:
+    the lab's imports must fit, as in a cold sandbox); no core dumps."""
+    memory = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 class Zygote:
     """The fork server (`untrusted/zygote.py`): one warm interpreter, with the lab's modules imported, from
     which each student's sandbox is forked (own uid, namespaces, /tmp, /submission and cgroup).
@@ -432,7 +440,7 @@ class Zygote:
     capabilities to build one; it never runs student code. One per grading machine and run: the
     imports (~4 s of CPU) are paid once, not per student."""
 
-    def __init__(self, spool: Path, warm_modules: list[str], threads: int | None = None) -> None:
+    def __init__(self, spool: Path, warm_modules: list[str], limits: Limits) -> None:
         self.log_path = spool.with_name("zygote.log")
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
@@ -440,7 +448,7 @@ class Zygote:
         self._ready = threading.Event()
         self._problem: str | None = "the fork server did not start"
         self.seconds: float | None = None  # what its imports took
-        env = {**_environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, threads),
+        env = {**_environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, limits.threads),
                "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # as the kernel will set it
         settings = {"control_fd": theirs.fileno(), "warm_modules": warm_modules}
         command = [*_bwrap_command(None, env, True, spool=spool), str(Path(sys.prefix, "bin", "python")),
@@ -449,7 +457,7 @@ class Zygote:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=[theirs.fileno()],
                 start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+                preexec_fn=lambda: _zygote_limits(limits))
         theirs.close()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -706,7 +714,7 @@ class Sandbox:
         """Start the zygote now (its imports take seconds), not at the first `start()`."""
         with self._lock:
             if self.fork and self._zygote is None:
-                self._zygote = Zygote(self.scratch, self.warm_modules, self.limits.threads)
+                self._zygote = Zygote(self.scratch, self.warm_modules, self.limits)
 
     def start(self) -> RunningExecutor:
         self.prepare()

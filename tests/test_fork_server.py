@@ -130,10 +130,12 @@ try:
     socket.create_connection(("1.1.1.1", 53), timeout=2); network = True
 except OSError:
     network = False
-print("FACTS", json.dumps({"uid": os.getuid(), "caps": status["CapEff"].strip(), "bounding": status["CapBnd"].strip(),
+spool = os.listdir("/spool") if os.path.isdir("/spool") else []
+cgroup = open("/proc/self/cgroup").read().split(":")[-1].strip()
+print("FACTS", json.dumps({"uid": os.getuid(), "caps": status["CapEff"].strip(),
     "nonewprivs": status["NoNewPrivs"].strip(), "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
-    "files": sorted(os.listdir(".")), "cwd": os.getcwd(), "spool": os.listdir("/spool") if os.path.isdir("/spool") else [],
-    "network": network, "hostname": socket.gethostname(), "cgroup": open("/proc/self/cgroup").read().split(":")[-1].strip()}))
+    "files": sorted(os.listdir(".")), "cwd": os.getcwd(), "spool": spool,
+    "network": network, "hostname": socket.gethostname(), "cgroup": cgroup}))
 '''
     try:
         executor = sandbox.start()
