@@ -78,7 +78,7 @@ def build_class(source_course: Course, root: Path, students: int) -> tuple[Cours
 
 
 def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str] | None,
-               workers: int) -> tuple[float, dict]:
+               workers: int | None) -> tuple[float, dict]:
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(base.root, target)
     course = Course(target)
@@ -88,7 +88,7 @@ def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str]
             command = [sys.executable, "-m", "nbgrader", "autograde", lab, "--force", "--log-level=WARN"]
         else:
             command = [sys.executable, "-m", "gradekit", "grade", lab, "--course", str(target),
-                       "--workers", str(workers), *mode_args]
+                       *(["--workers", str(workers)] if workers else []), *mode_args]
         subprocess.run(command, cwd=target, env=_grading_env(), capture_output=True)
     seconds = time.monotonic() - started
     return seconds, scores(course, labs)
@@ -136,10 +136,10 @@ def phase_costs(root: Path, labs: list[str]) -> dict[str, list[float]]:
 def projection(medians: dict[str, float], students: int, cores: int) -> float:
     """Hours to grade `students` on `cores` (one worker per core) from per-student phase medians.
 
-    Staging runs in one process while execution runs on every core; scoring runs in one process
-    after execution. So: max(staging, execution / cores) + scoring, per student, times students."""
-    parallel = max(medians.get("staging", 0.0), medians.get("execution", 0.0) / cores)
-    return students * (parallel + medians.get("scoring", 0.0)) / 3600
+    Staging and scoring run in one process (nbgrader's side) beside execution, which runs on every
+    core. So: max(staging + scoring, execution / cores) per student, times students."""
+    nbgrader_side = medians.get("staging", 0.0) + medians.get("scoring", 0.0)
+    return students * max(nbgrader_side, medians.get("execution", 0.0) / cores) / 3600
 
 
 def print_phases(phases: dict[str, list[float]]) -> None:
@@ -148,7 +148,7 @@ def print_phases(phases: dict[str, list[float]]) -> None:
         return
     print("per-student phases of gradekit grade (median seconds): " + ", ".join(
         f"{phase} {seconds:.2f}" for phase, seconds in medians.items()))
-    print("projection (hours, one worker per core; staging and scoring run in one process each):")
+    print("projection (hours, one worker per core; staging and scoring in one process beside them):")
     print("  students " + "".join(f"{cores:>10} cores" for cores in (2, 16, 64)))
     for students in (500, 10_000):
         print(f"  {students:>8} " + "".join(f"{projection(medians, students, cores):>16.2f}"
@@ -206,7 +206,7 @@ def print_notebook_timings(course: Course, labs: list[str]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=20, help="students per lab")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="gradekit's workers (default: grade's own)")
     parser.add_argument("--source", type=Path, default=REPO_ROOT, help="course whose source/ labs are used")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     parser.add_argument("--skip-no-sandbox", action="store_true", help="do not measure the sandbox overhead")
@@ -228,7 +228,10 @@ def main(args: argparse.Namespace) -> int:
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     reference = None
     identical = True
-    print(f"bench: labs {', '.join(labs)}; {submissions} submissions; {args.workers} workers")
+    from gradekit.grade import default_workers
+
+    print(f"bench: labs {', '.join(labs)}; {submissions} submissions; "
+          f"{args.workers or default_workers()} gradekit workers on {os.cpu_count()} cores")
     for repeat in range(args.repeats):
         for mode, mode_args in modes.items():
             seconds, result = grade_once(base, args.out.resolve() / mode.replace(" ", ""), labs, mode_args,
@@ -248,7 +251,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"sandbox overhead: {overhead:+.2f} s per submission")
     floor = notebook_seconds(args.out.resolve() / "gradekit", labs)
     if floor:
-        print(f"per-submission floor with the warm pool (notebook alone, in the sandbox): median "
+        print(f"per-submission floor (notebook alone, in a sandbox forked from the zygote): median "
               f"{statistics.median(floor):.2f} s, max {max(floor):.2f} s")
     print_phases(phase_costs(args.out.resolve() / "gradekit", labs))
     walls, cpus = judge_costs(args.out.resolve() / "gradekit", labs)

@@ -27,6 +27,7 @@ the reason) rather than run student code unconfined.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import socket
@@ -139,39 +140,57 @@ def _payload(result: ExecutionResult) -> dict[str, Any]:
             "judge_cpu": result.judge_cpu, "worker": socket.gethostname()}
 
 
+_worker_sandboxes: dict[str, Sandbox] = {}
+_worker_sandboxes_lock = threading.Lock()
+
+
+def _worker_sandbox(spec: dict) -> Sandbox:
+    """This worker process's Sandbox for `spec`, kept between tasks: its zygote (the lab's imports,
+    paid once per worker) forks a fresh sandbox for each task. It dies with the worker process."""
+    key = json.dumps(spec, sort_keys=True)
+    with _worker_sandboxes_lock:
+        if key not in _worker_sandboxes:
+            _clean_stale_scratch()
+            scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+            (scratch / "runs").mkdir()
+            _worker_sandboxes[key] = Sandbox(scratch / "runs", Limits(**spec["limits"]), spec["sandboxed"],
+                                             list(spec["warm_modules"]), spec["execute_settings"])
+        return _worker_sandboxes[key]
+
+
 def execute_remote(spec: dict, files: dict[str, bytes], notebook: str, program: dict[str, str]) -> dict[str, Any]:
     """The Dask task: run one sanitized notebook in a sandbox on this worker and judge it; the result as JSON-able data.
 
-    Idempotent: everything it writes is under its own scratch directory, removed at the end, so a
-    task that is run again (its first worker died) starts from nothing and gives the same result."""
+    Idempotent: everything it writes is under its own directories (its files, its run), removed at the
+    end, so a task that is run again (its first worker died) starts from nothing and gives the same result."""
     from gradekit.judge import run_judged
 
     nb = nbformat.reads(notebook, as_version=4)
-    _clean_stale_scratch()
-    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    sandbox = _worker_sandbox(spec)
+    if spec["sandboxed"] and not sandbox.sandboxed:
+        reason = f"grader error: worker {socket.gethostname()} has no bubblewrap (bwrap): refused to run unconfined"
+        mark_not_run(nb, reason)
+        return _payload(ExecutionResult(GRADER_ERROR, reason, nb, 0.0))
+    task_files = Path(tempfile.mkdtemp(prefix="files-", dir=sandbox.scratch.parent))
+    executor = None
     try:
-        limits = Limits(**spec["limits"])
-        sandbox = Sandbox(scratch / "runs", limits, spec["sandboxed"], list(spec["warm_modules"]),
-                          spec["execute_settings"])
-        if spec["sandboxed"] and not sandbox.sandboxed:
-            reason = f"grader error: worker {socket.gethostname()} has no bubblewrap (bwrap): refused to run unconfined"
-            mark_not_run(nb, reason)
-            return _payload(ExecutionResult(GRADER_ERROR, reason, nb, 0.0))
-        (scratch / "runs").mkdir()
-        unpack_files(files, scratch / "files")
+        unpack_files(files, task_files)
         executor = sandbox.start()
-        try:
-            copy_into(executor, scratch / "files")
-            result = run_judged(executor, nb, program)
-        except Exception as error:  # same as the local pool: a broken executor is the grader's failure
-            reason = f"grader error: {error}"
-            mark_not_run(nb, reason)
-            result = ExecutionResult(GRADER_ERROR, reason, nb, 0.0)
-        finally:
-            executor.kill()  # idempotent: after run_judged's own finish() it only releases what is left
-        return _payload(result)
+        problem = executor.ready()
+        if problem:
+            raise RuntimeError(problem)
+        copy_into(executor, task_files)
+        result = run_judged(executor, nb, program)
+    except Exception as error:  # same as the local pool: a broken executor is the grader's failure
+        reason = f"grader error: {error}"
+        mark_not_run(nb, reason)
+        result = ExecutionResult(GRADER_ERROR, reason, nb, 0.0)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if executor is not None:
+            executor.kill()  # idempotent: after run_judged's own finish() it only releases what is left
+            shutil.rmtree(executor.workdir, ignore_errors=True)
+        shutil.rmtree(task_files, ignore_errors=True)
+    return _payload(result)
 
 
 # ---------------------------------------------------------------- in the grader

@@ -4,27 +4,26 @@ How, and why scores equal plain `nbgrader autograde`:
 1. Stage: each `submitted/<student>/<lab>/` is copied (regular files only) into a private
    staging dir and repaired there with `gradekit.repair.prepare_submission`; submitted/ is
    never written.
-2. Sanitize (one process, fast): nbgrader's own Autograde converter with its sanitize
-   preprocessors (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
-   CheckCellMetadata) against a *copy* of the gradebook, and no autograde preprocessors.
+2. Sanitize: nbgrader's own Autograde converter with its sanitize preprocessors (ClearOutput,
+   DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata) against a *copy* of
+   the gradebook, and no autograde preprocessors. Steps 1-2 run in the stager process
+   (`gradekit.nbgrader_steps`), one student after another, while notebooks execute.
 3. Execute (N at a time, untrusted): each sanitized notebook runs in a sandboxed executor
    (`gradekit.sandbox`) that drives nbgrader's own `Execute` preprocessor with the course's
-   settings. Executors are started, with the lab's modules imported, before their notebook
-   arrives (warm pool).
-4. Score (one process, the only gradebook writer): nbgrader's Autograde again, on the real
-   gradebook, with `Execute` replaced by `LookupExecute`, which hands back the notebook
-   executed in step 3 after checking that it is the same notebook cell by cell. Saving
-   grades, late penalties and manual grades stay nbgrader's.
+   settings, judged cell by cell by `gradekit.judge` in this process. Each sandbox is forked
+   from a zygote that imported the lab's modules once (`gradekit/untrusted/zygote.py`).
+4. Score (the scorer process, the only gradebook writer, as each notebook finishes): nbgrader's
+   Autograde again, on the real gradebook, with `Execute` replaced by `LookupExecute`, which hands
+   back the notebook executed in step 3 after checking that it is the same notebook cell by
+   cell. Saving grades, late penalties and manual grades stay nbgrader's.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import copy
 import fcntl
 import json
-import logging
 import math
 import os
 import queue
@@ -33,33 +32,20 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.apps.api import NbGraderAPI
-from nbgrader.auth import Authenticator
-from nbgrader.coursedir import CourseDirectory
+import torch
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
     Execute,
-    IgnorePattern,
-    LimitOutput,
-    NbGraderPreprocessor,
-    SaveAutoGrades,
 )
 from tqdm import tqdm
-from traitlets import Unicode
 from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
 
 from gradekit import exits, sandbox_limits
-from gradekit.bounded import prepare_submission_bounded
 from gradekit.course import REPO_ROOT, Course
 from gradekit.distributed import execution_pool
 from gradekit.exits import (
@@ -73,32 +59,32 @@ from gradekit.exits import (
     require_lab,
 )
 from gradekit.gradebook import private_copy
-from gradekit.judge import run_judged, trusted_program
+from gradekit.judge import import_for_judge, run_judged, trusted_program
 from gradekit.lms.gradebook import record_ungradable
-from gradekit.repair import InvalidSubmission
-from gradekit.safe_text import NeutralizeStudentContent, is_safe_student_id, terminal_safe
+from gradekit.nbgrader_steps import (  # noqa: F401 - re-exported: tests and the lms commands name them here
+    CRASHED,
+    GRADED,
+    GRADER_ERROR,
+    INVALID,
+    MISSING,
+    TIMED_OUT,
+    LookupExecute,
+    StepsWorker,
+    StudentStatus,
+    _read_release,
+    _score,
+    course_config,
+    sanitize_api,
+    scoring_api,
+    stage,
+)
+from gradekit.safe_text import is_safe_student_id, terminal_safe
 from gradekit.sandbox import ExecutionResult, Limits, RunningExecutor, Sandbox, bwrap_path, copy_into
 
-GRADED, TIMED_OUT, CRASHED, INVALID, MISSING = "graded", "timed out", "crashed", "invalid", "missing"
-GRADER_ERROR = "grader error"  # the grader failed for this student: not scored, the previous grade stays
-MIN_MEMORY_MB = 1024
+MIN_MEMORY_MB = 512
 LOCK_NAME = ".gradekit-grade.lock"
 EXECUTE_SETTINGS = ("timeout", "interrupt_on_timeout", "raise_on_iopub_timeout", "error_on_timeout",
                     "extra_arguments", "allow_errors", "startup_timeout", "iopub_timeout")
-
-
-@dataclass
-class StudentStatus:
-    student: str
-    status: str
-    reason: str = ""
-    repairs: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    score: float | None = None
-    max_score: float | None = None
-    seconds: float | None = None  # the notebook in its sandbox, judge included
-    judge_seconds: float | None = None
-    judge_cpu: float | None = None
 
 
 @dataclass
@@ -117,77 +103,13 @@ class GradeRun:
         return bool(self.students) and all(s.status == GRADED for s in self.students)
 
 
-class LookupExecute(NbGraderPreprocessor):
-    """Stands in for nbgrader's Execute: returns the notebook executed earlier in the sandbox."""
-
-    executed_dir = Unicode("", help="Directory of executed notebooks: <student>/<notebook>.ipynb").tag(
-        config=True)
-
-    def preprocess(self, nb, resources):
-        meta = resources["nbgrader"]
-        path = Path(self.executed_dir, meta["student"], f"{meta['notebook']}.ipynb")
-        executed = nbformat.read(path, as_version=4)
-        if [(c.cell_type, c.source) for c in executed.cells] != [(c.cell_type, c.source) for c in nb.cells]:
-            raise ValueError(f"{path}: the executed notebook is not the sanitized submission")
-        for cell, done in zip(nb.cells, executed.cells, strict=True):
-            if cell.cell_type == "code":
-                cell.outputs = done.outputs
-                cell.execution_count = done.execution_count
-        if "language_info" in executed.metadata:
-            nb.metadata["language_info"] = executed.metadata["language_info"]
-        return nb, resources
-
-
 # ---------------------------------------------------------------- configuration
-
-
-def course_config(course: Course) -> Config:
-    config = Config()
-    if (course.root / "nbgrader_config.py").exists():
-        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config())
-    config.CourseDirectory.root = str(course.root)
-    return config
 
 
 def execute_settings(config: Config) -> dict:
     """The course's `Execute` settings, for the executor in the sandbox."""
     execute = Execute(config=config)
     return {name: getattr(execute, name) for name in EXECUTE_SETTINGS if execute.has_trait(name)}
-
-
-def _api(config: Config) -> NbGraderAPI:
-    # nbgrader's own SQLAlchemy warnings (plain `nbgrader autograde` hides them the same way).
-    warnings.filterwarnings("ignore", module="nbgrader")
-    warnings.filterwarnings("ignore", module="sqlalchemy")
-    log = logging.getLogger("gradekit.nbgrader")
-    log.propagate = False
-    log.setLevel(logging.INFO)
-    coursedir = CourseDirectory(config=config)
-    api = NbGraderAPI(coursedir=coursedir, authenticator=Authenticator(config=config), config=config)
-    api.log = log
-    coursedir.log = log
-    return api
-
-
-def sanitize_api(config: Config, staging: Path) -> NbGraderAPI:
-    """nbgrader Autograde that only sanitizes, into staging/sanitized, on a gradebook copy."""
-    config = copy.deepcopy(config)
-    config.CourseDirectory.submitted_directory = str(staging / "submitted")
-    config.CourseDirectory.autograded_directory = str(staging / "sanitized")
-    config.CourseDirectory.db_url = f"sqlite:///{staging / 'gradebook-copy.db'}"
-    config.Autograde.autograde_preprocessors = []
-    return _api(config)
-
-
-def scoring_api(config: Config, staging: Path) -> NbGraderAPI:
-    """nbgrader Autograde on the real gradebook, with execution looked up instead of run."""
-    config = copy.deepcopy(config)
-    config.CourseDirectory.submitted_directory = str(staging / "submitted")
-    config.LookupExecute.executed_dir = str(staging / "executed")
-    config.Autograde.autograde_preprocessors = [
-        LookupExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
-        AssignLatePenalties, CheckCellMetadata, NeutralizeStudentContent]
-    return _api(config)
 
 
 def warm_modules(nb: nbformat.NotebookNode) -> list[str]:
@@ -209,53 +131,6 @@ def warm_modules(nb: nbformat.NotebookNode) -> list[str]:
 
 
 # ---------------------------------------------------------------- staging
-
-
-def _copy_regular_files(source: Path, target: Path) -> None:
-    """Copy a submission folder, skipping symlinks and anything that is not a file or folder."""
-    target.mkdir(parents=True, exist_ok=True)
-    for entry in source.iterdir():
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():
-            _copy_regular_files(entry, target / entry.name)
-        elif entry.is_file():
-            shutil.copyfile(entry, target / entry.name)
-
-
-def stage(course: Course, lab: str, student: str, staging: Path,
-          release_nb: nbformat.NotebookNode | None) -> StudentStatus:
-    """Copy and repair one submission into staging/submitted; INVALID status if it cannot be graded."""
-    status = StudentStatus(student, GRADED)
-    target = staging / "submitted" / student / lab
-    _copy_regular_files(course.submitted / student / lab, target)
-    notebook = target / f"{course.notebook_name(lab)}.ipynb"
-    if not notebook.is_file():
-        others = sorted(p for p in target.glob("*.ipynb") if p.is_file())
-        if len(others) != 1:
-            found = ", ".join(p.name for p in others) or "no notebook"
-            status.status, status.reason = INVALID, (
-                f"no {notebook.name} in the submission ({found}); place files with `gradekit collect`")
-            return status
-        # One notebook under another name (`Copy of ...`, `lab1 (2).ipynb`): it is the submission.
-        others[0].rename(notebook)
-        status.repairs.append(f"graded {others[0].name} as {notebook.name}")
-    try:
-        prepared = prepare_submission_bounded(notebook, release_nb)  # time and memory limits, own process
-    except InvalidSubmission as error:
-        status.status, status.reason = INVALID, str(error)
-        return status
-    status.repairs += prepared.repairs
-    status.flags = list(prepared.flags)
-    nbformat.write(prepared.notebook, notebook)
-    return status
-
-
-def _failure_reason(result: dict) -> str:
-    lines = [line for line in (result.get("log", "") + "\n" + result.get("error", "")).splitlines()
-             if line.strip()]
-    errors = [line for line in lines if line.startswith("[ERROR]")]
-    return (errors or lines or ["nbgrader failed"])[-1][:300]
 
 
 # ---------------------------------------------------------------- execution pool
@@ -403,20 +278,6 @@ def students_of(course: Course, lab: str) -> tuple[list[str], list[str]]:
     return submitted, sorted(set(known) - set(submitted))
 
 
-def _read_release(course: Course, lab: str) -> nbformat.NotebookNode | None:
-    path = course.release / lab / f"{course.notebook_name(lab)}.ipynb"
-    return nbformat.read(path, as_version=4) if path.exists() else None
-
-
-def _score(course: Course, lab: str, status: StudentStatus) -> None:
-    with Gradebook(course.db_url) as gb:
-        try:
-            submission = gb.find_submission(lab, status.student)
-        except MissingEntry:
-            return
-        status.score, status.max_score = float(submission.score), float(submission.max_score)
-
-
 def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
     """Start one sandboxed kernel with the lab's imports before anything is graded (it then grades
     the first notebook). If it cannot start, no student is touched: the run stops here."""
@@ -450,65 +311,71 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                              f"{', '.join(terminal_safe(s, 60) for s in unknown)}")
         submitted, missing = sorted(set(students)), []
     release_nb = _read_release(course, lab)
+    if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(1)  # the judge's references are small: beside the notebooks, one thread
     staging = Path(tempfile.mkdtemp(prefix=f"gradekit-{lab}-"))
     bars = Progress(progress, len(submitted))
+    sandbox: Sandbox | None = None
+    steps: list[StepsWorker] = []
     try:
-        private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
         sandbox = Sandbox(staging / "runs", limits, sandboxed, warm_modules(release_nb) if release_nb else [],
-                          execute_settings(config))
+                          execute_settings(config), fork=warm)
         (staging / "runs").mkdir()
+        if submitted and scheduler is None:
+            sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
+        if submitted:  # nbgrader's passes, in their own process
+            steps = [StepsWorker(course, lab, staging, "nbgrader")]
+        private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
+        if submitted:
+            import_for_judge(program)  # while the zygote starts: the judge's first student then waits less
+        statuses = {student: StudentStatus(student, MISSING, "no submission") for student in missing}
+        phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
         # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
         # grader error for that student, never a zero); here, locally, before any grade is written.
         first = preflight(sandbox, limits) if submitted and scheduler is None else None
-        statuses = {student: StudentStatus(student, MISSING, "no submission") for student in missing}
-        results: dict[str, ExecutionResult] = {}
-        phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
         run_started = time.monotonic()
-        done = threading.Lock()
         staging_bar, execution_bar = bars.bar("staging", len(submitted)), bars.bar("executing", len(submitted))
+        scoring_bar = bars.bar("scoring", len(submitted))
+        scoring = Scoring(steps[0] if steps else None, course, lab, staging, statuses, phases, scoring_bar)
+        done = threading.Lock()
 
         def on_done(student: str, result: ExecutionResult) -> None:
             with done:
-                results[student] = result
                 detail = f" ({terminal_safe(result.reason, 80)})" if result.status == GRADER_ERROR else ""
                 execution_bar.set_postfix_str(f"{terminal_safe(student, 30)}: {result.status}{detail}",
                                               refresh=False)
                 execution_bar.update(1)
+            scoring.submit(student, result)  # scored as soon as it is executed, while others run
 
         # Local processes, or a Dask cluster with --scheduler (execution only: scoring stays here).
         pool = execution_pool(sandbox, workers, warm, on_done, expected=len(submitted), program=program,
                               first=first, scheduler=scheduler, sandboxed=sandboxed)
-        sanitizer = sanitize_api(config, staging)
         try:
             for student in submitted:
                 began = time.monotonic()
-                statuses[student] = status = stage(course, lab, student, staging, release_nb)
+                answer = steps[0].run({"op": "stage", "student": student})
+                statuses[student] = status = StudentStatus(**answer["status"])
                 staging_bar.update(1)
-                if status.status == GRADED:
-                    with deferred_interrupts():  # nbgrader swallows Ctrl-C ("Canceled") and goes on
-                        outcome = sanitizer.autograde(lab, student, force=True, create=True)
-                    files = staging / "sanitized" / student / lab
-                    notebook = files / f"{course.notebook_name(lab)}.ipynb"
-                    if outcome["success"] and notebook.exists():
-                        pool.submit(student, files, nbformat.read(notebook, as_version=4))
-                        phases["staging"].append(time.monotonic() - began)
-                        continue
-                    status.status, status.reason = INVALID, _failure_reason(outcome)
-                with done:  # not executed: counted at once, so that the bar ends at the number of students
+                if status.status == GRADED and answer["notebook"]:
+                    files = Path(answer["notebook"]).parent
+                    pool.submit(student, files, nbformat.read(answer["notebook"], as_version=4))
+                    phases["staging"].append(time.monotonic() - began)
+                    continue
+                with done:  # not executed: counted at once, so that the bars end at the number of students
                     execution_bar.update(1)
+                    scoring_bar.update(1)
+            pool.close()  # every notebook executed (and handed to the scorer)
         except BaseException:
             pool.abort()
-            raise
-        finally:
+            scoring.stop()  # the student in hand is written whole; no other starts
             pool.close()
+            raise
+        scoring.finish()
         for student in submitted:  # a worker that failed must not leave a student "graded"
-            if statuses[student].status == GRADED and student not in results:
+            if statuses[student].status == GRADED and student not in scoring.results:
                 statuses[student].status, statuses[student].reason = GRADER_ERROR, "grader error: not executed"
-        phases["execution"] = [r.seconds for r in results.values() if r.status != GRADER_ERROR]
-        phases["judge"] = [r.judge_seconds for r in results.values() if r.status != GRADER_ERROR]
-        phases["scoring"] = score_all(course, lab, config, staging, statuses, results,
-                                      bars.bar("scoring", len(results)))
         for student in submitted:  # an invalid (re)submission must not keep an earlier score
             if statuses[student].status == INVALID:
                 with deferred_interrupts():
@@ -518,83 +385,70 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                         time.monotonic() - run_started)
     finally:
         bars.close()
+        for worker in steps:
+            worker.close()
+        if sandbox is not None:
+            sandbox.close()
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _answers_of(path: Path, grade_ids: set[str]) -> dict[str, str]:
-    if not grade_ids or not path.exists():
-        return {}
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception:  # noqa: BLE001 - an unreadable old copy: the state is recomputed as nbgrader does
-        return {}
-    return {c.metadata["nbgrader"]["grade_id"]: c.source.strip() for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id") in grade_ids}
+class Scoring:
+    """Scores each executed notebook as it arrives, one at a time, in the scorer process (the gradebook's
+    only writer during the run); `stop()` lets the student in hand finish and drops the rest."""
 
+    def __init__(self, scorer: StepsWorker | None, course: Course, lab: str, staging: Path,
+                 statuses: dict[str, StudentStatus], phases: dict[str, list[float]], bar) -> None:
+        self.scorer, self.course, self.lab, self.staging = scorer, course, lab, staging
+        self.statuses, self.phases, self.bar = statuses, phases, bar
+        self.results: dict[str, ExecutionResult] = {}
+        self.queue: queue.Queue = queue.Queue()
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
 
-def _hand_graded(course: Course, lab: str, student: str) -> dict[str, str]:
-    """grade_id -> answer text of every cell the instructor has graded by hand (before a regrade)."""
-    name = course.notebook_name(lab)
-    with Gradebook(course.db_url) as gb:
-        try:
-            notebook = gb.find_submission_notebook(name, lab, student)
-        except MissingEntry:
-            return {}
-        graded = {g.name for g in notebook.grades if g.manual_score is not None and not g.needs_manual_grade}
-    return _answers_of(course.autograded / student / lab / f"{name}.ipynb", graded)
+    def submit(self, student: str, result: ExecutionResult) -> None:
+        self.queue.put((student, result))
 
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.stopped.is_set() or self.error is not None:
+                continue
+            try:
+                self._score(*item)
+            except BaseException as error:  # noqa: BLE001 - reported by finish() in the grader's thread
+                self.error = error
 
-def _keep_hand_grading(course: Course, lab: str, student: str, before: dict[str, str]) -> None:
-    """nbgrader marks every hand-graded cell "needs manual grading" again when it re-autogrades; where the
-    answer did not change, the instructor's grade stands as graded."""
-    name = course.notebook_name(lab)
-    after = _answers_of(course.autograded / student / lab / f"{name}.ipynb", set(before))
-    unchanged = [grade_id for grade_id, text in before.items() if after.get(grade_id) == text]
-    if not unchanged:
-        return
-    with Gradebook(course.db_url) as gb:
-        for grade_id in unchanged:
-            grade = gb.find_grade(grade_id, name, lab, student)
-            if grade.manual_score is not None:
-                grade.needs_manual_grade = False
-        gb.db.commit()
-
-
-def score_all(course: Course, lab: str, config: Config, staging: Path,
-              statuses: dict[str, StudentStatus], results: dict[str, ExecutionResult], bar=None) -> list[float]:
-    """Phase 2: nbgrader autograde with the executed notebooks, one student at a time, one writer.
-
-    Each student's update runs with Ctrl-C and SIGTERM held, so a record is never half written.
-    Returns the seconds each student's scoring took."""
-    scorer = scoring_api(config, staging)
-    name = course.notebook_name(lab)
-    seconds: list[float] = []
-    for student, result in sorted(results.items()):
-        status = statuses[student]
+    def _score(self, student: str, result: ExecutionResult) -> None:
+        self.results[student] = result
+        status = self.statuses[student]
         status.seconds = round(result.seconds, 2)
         status.judge_seconds, status.judge_cpu = round(result.judge_seconds, 3), round(result.judge_cpu, 3)
         if result.status == GRADER_ERROR:  # not the student's doing: their previous grade stays
             status.status, status.reason = GRADER_ERROR, result.reason
-            bar and bar.update(1)
-            continue
-        executed = staging / "executed" / student / f"{name}.ipynb"
-        executed.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(result.notebook, executed)
-        began = time.monotonic()
-        with deferred_interrupts():
-            hand_graded = _hand_graded(course, lab, student)
-            outcome = scorer.autograde(lab, student, force=True, create=True)
-            if outcome["success"]:
-                _keep_hand_grading(course, lab, student, hand_graded)
-        seconds.append(time.monotonic() - began)
-        bar and bar.update(1)
-        if not outcome["success"]:
-            status.status, status.reason = GRADER_ERROR, "grader error: " + _failure_reason(outcome)
-            continue
-        if result.status != "done":
-            status.status, status.reason = result.status, result.reason
-        _score(course, lab, status)
-    return seconds
+        else:
+            self.phases["execution"].append(result.seconds)
+            self.phases["judge"].append(result.judge_seconds)
+            executed = self.staging / "executed" / student / f"{self.course.notebook_name(self.lab)}.ipynb"
+            executed.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(result.notebook, executed)
+            answer = self.scorer.run({"op": "score", "student": student, "outcome_status": result.status,
+                                      "outcome_reason": result.reason})
+            self.phases["scoring"].append(answer["seconds"])
+            status.status, status.reason = answer["status"], answer["reason"]
+            status.score, status.max_score = answer["score"], answer["max_score"]
+        self.bar.update(1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.queue.put(None)
+        self.thread.join()
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def write_status(course: Course, run: GradeRun, partial: bool = False) -> Path:
@@ -625,18 +479,25 @@ def status_line(status: StudentStatus) -> str:
     return line
 
 
+def default_workers() -> int:
+    return (os.cpu_count() or 1) + 1
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("lab", help="assignment id, e.g. lab1")
     parser.add_argument("--course", type=Path, default=REPO_ROOT, help="course directory (default: repo root)")
     parser.add_argument("--student", nargs="+", metavar="ID", help="regrade only these students")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="notebooks run at once")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="notebooks run at once (default: one more than the cores, %(default)s here: a "
+                             "notebook waiting on its judge leaves its core to the next)")
     parser.add_argument("--timeout", type=float, default=Limits.timeout,
                         help="wall time for a whole notebook, seconds")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help="address space per process, MB (torch alone reserves ~1.4 GB)")
+                        help="address space per process, MB (the lab's imports take ~0.9 GB with one thread)")
     parser.add_argument("--no-sandbox", action="store_true", help="resource limits only, no bubblewrap")
     parser.add_argument("--no-warm", action="store_true",
-                        help="start each executor when its notebook arrives (no warm pool)")
+                        help="start each sandbox cold (its own bwrap and imports) instead of forking it from "
+                             "the zygote that imported the lab's modules once")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="run the notebooks on a Dask cluster: its scheduler's address (tcp://host:8786), "
                              "a scheduler file (.json), or `config` (Dask's scheduler-address); see docs/scaling.md")
@@ -660,8 +521,8 @@ def check_limits(args: argparse.Namespace) -> Limits:
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise UsageError(f"--timeout {args.timeout:g}: the time for a notebook must be a positive number of seconds")
     if args.memory < MIN_MEMORY_MB:
-        raise UsageError(f"--memory {args.memory} MB cannot hold the lab's imports (torch alone reserves "
-                         f"~1.4 GB of address space): use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
+        raise UsageError(f"--memory {args.memory} MB cannot hold the lab's imports (~0.9 GB of address space "
+                         f"with one thread): use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
     return Limits(timeout=args.timeout, memory_mb=args.memory)
 
 

@@ -27,11 +27,13 @@ import queue
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,8 @@ EXECUTOR_SCRIPT = UNTRUSTED_DIR / "execute.py"
 SANDBOX_CODE_DIR = "/opt/gradekit"
 SANDBOX_EXECUTOR = f"{SANDBOX_CODE_DIR}/execute.py"
 SANDBOX_WORKDIR = "/submission"
+ZYGOTE_SPOOL = "/spool"
+ZYGOTE_SCRIPT = f"{SANDBOX_CODE_DIR}/zygote.py"
 FIRST_SANDBOX_UID = 61000
 SANDBOX_UIDS = 1000  # executors cycle through this many uids, so no two live ones share one
 MAX_RESULT_BYTES = 256 * 1024 * 1024  # all that one submission may send back
@@ -64,6 +68,10 @@ class Limits:
     file_size_mb: int = 64
     sandbox_memory_mb: int = 6144  # all processes of one sandbox together (cgroup), files in /submission apart
     disk_mb: int = 512  # /submission: a tmpfs of this size (its pages count in the cgroup too)
+    # CPU threads of one notebook's numeric libraries (torch's OpenMP, MKL, OpenBLAS); None: their default
+    # (every core). `grade` gives each of N workers its share of the cores: N notebooks at once with a
+    # thread per core each would spin-wait against each other.
+    threads: int | None = None
 
 
 @dataclass
@@ -143,11 +151,13 @@ def _limit_setter(limits: Limits):
     return apply
 
 
-def _environment(home: str, venv_bin: str, code_dir: str) -> dict[str, str]:
+def _environment(home: str, venv_bin: str, code_dir: str, threads: int | None = None) -> dict[str, str]:
     """The kernel's environment: what `nbgrader autograde` sets, plus private config dirs.
 
     PYTHONPATH lets the kernel import the judge channel's bridge (public code, not trusted)."""
-    return {
+    thread_limits = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                     } if threads else {}
+    return {**thread_limits,
         "PYTHONPATH": code_dir,
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
@@ -169,9 +179,17 @@ def _parent_dirs(paths: list[str]) -> list[str]:
     return [arg for parent in parents for arg in ("--perms", "0755", "--dir", parent)]
 
 
-def _bwrap_command(workdir: Path, env: dict[str, str], as_root: bool) -> list[str]:
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
+
+
+def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spool: Path | None = None) -> list[str]:
+    """The sandbox of one student (`workdir`), or with `spool` the zygote's: the same view of the system, plus
+    the grader's run directories read-only at /spool and the capabilities to build a sandbox per student."""
     command = [bwrap_path() or "bwrap"]
-    if as_root:
+    if spool is not None:
+        for capability in ZYGOTE_CAPS:
+            command += ["--cap-add", capability]
+    elif as_root:
         # Privileged bwrap (no user namespace): the executor starts as root with only the caps
         # to change uid and drops to a fresh unprivileged uid first thing, so that uid's
         # RLIMIT_NPROC is enforced (the kernel ignores it for uid 0 and for root mapped in a
@@ -180,7 +198,9 @@ def _bwrap_command(workdir: Path, env: dict[str, str], as_root: bool) -> list[st
     else:
         command += ["--unshare-user"]
     command += [
-        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        # (The zygote keeps the grader's cgroup namespace: each student's sandbox unshares its own.)
+        "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        *(["--unshare-cgroup-try"] if spool is None else []),
         "--die-with-parent", "--new-session", "--clearenv",
         "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
     ]
@@ -198,9 +218,11 @@ def _bwrap_command(workdir: Path, env: dict[str, str], as_root: bool) -> list[st
     command += _parent_dirs([sys.base_prefix, sys.prefix, SANDBOX_CODE_DIR])
     command += ["--ro-bind", sys.base_prefix, sys.base_prefix,
                 "--ro-bind", sys.prefix, sys.prefix,
-                "--ro-bind", str(UNTRUSTED_DIR), SANDBOX_CODE_DIR,
-                "--bind", str(workdir), SANDBOX_WORKDIR,
-                "--chdir", SANDBOX_WORKDIR]
+                "--ro-bind", str(UNTRUSTED_DIR), SANDBOX_CODE_DIR]
+    if spool is not None:
+        command += ["--ro-bind", str(spool), ZYGOTE_SPOOL, "--dir", SANDBOX_WORKDIR, "--chdir", "/"]
+    else:
+        command += ["--bind", str(workdir), SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
     for key, value in env.items():
         command += ["--setenv", key, value]
     return command
@@ -234,14 +256,14 @@ class RunningExecutor:
         python = str(Path(sys.prefix, "bin", "python"))
         executor = SANDBOX_EXECUTOR if sandboxed else str(EXECUTOR_SCRIPT)
         if sandboxed:
-            env = _environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR)
+            env = _environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, limits.threads)
             command = [*_bwrap_command(workdir, env, as_root), python, executor, json.dumps(settings)]
             popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
             home = workdir.with_suffix(".home")
             home.mkdir()
             command = [python, executor, json.dumps(settings)]
-            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")), str(UNTRUSTED_DIR))
+            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")), str(UNTRUSTED_DIR), limits.threads)
         join_group, set_limits = (self.group.join_fn() if self.group else None), _limit_setter(limits)
 
         def preexec() -> None:  # in the child, before exec: into the cgroup first, then the rlimits
@@ -280,15 +302,18 @@ class RunningExecutor:
     def kill(self) -> None:
         """Kill the sandbox and clean up after it; safe to call twice and from two threads at once
         (a worker finishing its notebook while Ctrl-C aborts the pool)."""
+        self._kill_processes()
+        with self._cleanup_lock:
+            if not self._cleaned:
+                self._clean_up()
+                self._cleaned = True
+
+    def _kill_processes(self) -> None:
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        with self._cleanup_lock:
-            if not self._cleaned:
-                self._clean_up()
-                self._cleaned = True
 
     def _clean_up(self) -> None:
         self.process.wait()
@@ -347,6 +372,9 @@ class RunningExecutor:
     def command(self, message: dict, expect: str) -> dict:
         """Send one command; the answer event, or `{"event": "failed", "status", "reason"}`."""
         event = self._command(message, expect)
+        return self._unless_out_of_memory(event)
+
+    def _unless_out_of_memory(self, event: dict) -> dict:
         if self.group and self.group.oom_killed():
             # Over the whole sandbox's memory: some process was killed; the notebook stops here, as a whole.
             if event["event"] != "failed":
@@ -388,6 +416,260 @@ class RunningExecutor:
             return ""
 
 
+def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
+    """The per-process limits of `_limit_setter`, as data for the zygote's children."""
+    cpu = int(limits.cpu_seconds or limits.timeout) + 5
+    memory, fsize = limits.memory_mb * 1024 * 1024, limits.file_size_mb * 1024 * 1024
+    return {"RLIMIT_CPU": (cpu, cpu + 5), "RLIMIT_AS": (memory, memory), "RLIMIT_FSIZE": (fsize, fsize),
+            "RLIMIT_CORE": (0, 0), "RLIMIT_NPROC": (limits.processes, limits.processes)}
+
+
+def _zygote_limits(limits: Limits) -> None:
+    """The zygote imports under the students' address-space limit (its forks inherit its mappings:
+    the lab's imports must fit, as in a cold sandbox); no core dumps."""
+    memory = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class Zygote:
+    """The fork server (`untrusted/zygote.py`): one warm interpreter, with the lab's modules imported, from
+    which each student's sandbox is forked (own uid, namespaces, /tmp, /submission and cgroup).
+
+    It runs in a privileged bubblewrap with the same view of the system as a student's sandbox and the
+    capabilities to build one; it never runs student code. One per grading machine and run: the
+    imports (~4 s of CPU) are paid once, not per student."""
+
+    def __init__(self, spool: Path, warm_modules: list[str], limits: Limits) -> None:
+        self.log_path = spool.with_name("zygote.log")
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._lock = threading.Lock()
+        self._on_exit: dict[str, Callable[[int | None], None]] = {}
+        self._ready = threading.Event()
+        self._problem: str | None = "the fork server did not start"
+        self.seconds: float | None = None  # what its imports took
+        env = {**_environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, limits.threads),
+               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # as the kernel will set it
+        settings = {"control_fd": theirs.fileno(), "warm_modules": warm_modules}
+        command = [*_bwrap_command(None, env, True, spool=spool), str(Path(sys.prefix, "bin", "python")),
+                   ZYGOTE_SCRIPT, json.dumps(settings)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=[theirs.fileno()],
+                start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                preexec_fn=lambda: _zygote_limits(limits))
+        theirs.close()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            try:
+                event = json.loads(data)
+            except ValueError:
+                continue
+            if event.get("event") == "ready":
+                failed = event.get("failed_imports") or []
+                self._problem = (f"the lab's imports failed in the sandbox: {', '.join(map(str, failed[:5]))}"
+                                 if failed else None)
+                self.seconds = event.get("seconds")
+                self._ready.set()
+            elif event.get("event") == "exited":
+                with self._lock:
+                    callback = self._on_exit.pop(str(event.get("id")), None)
+                if callback:
+                    callback(event.get("status"))
+        # The zygote is gone: its children went with it (pid namespace); nobody waits forever.
+        with self._lock:
+            self._problem = self._problem or "the fork server stopped"
+            callbacks, self._on_exit = list(self._on_exit.values()), {}
+        self._ready.set()
+        for callback in callbacks:
+            callback(None)
+
+    def ready(self) -> str | None:
+        if not self._ready.wait(STARTUP_TIMEOUT):
+            return "the fork server did not start in time"
+        return self._problem
+
+    def spawn(self, request: dict, fds: list[int], on_exit: Callable[[int | None], None]) -> str | None:
+        with self._lock:
+            if self._problem:
+                return self._problem
+            self._on_exit[str(request["id"])] = on_exit
+            try:
+                socket.send_fds(self._sock, [json.dumps(request).encode()], fds)
+            except OSError as error:
+                self._on_exit.pop(str(request["id"]), None)
+                return f"the fork server is gone ({error.strerror})"
+        return None
+
+    def close(self) -> None:
+        self._sock.close()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+class _ForkedProcess:
+    """The part of `subprocess.Popen` an executor uses, for a sandbox forked by the zygote."""
+
+    def __init__(self, stdin_fd: int) -> None:
+        self.stdin = os.fdopen(stdin_fd, "wb")
+        self.returncode: int | None = None
+        self._exited = threading.Event()
+
+    def exited(self, status: int | None) -> None:
+        self.returncode = -signal.SIGKILL if status is None else os.waitstatus_to_exitcode(status)
+        self._exited.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = 30.0) -> int | None:
+        self._exited.wait(timeout)
+        return self.returncode
+
+
+class ForkedExecutor(RunningExecutor):
+    """An executor whose sandbox is forked from the zygote when it is asked to get ready."""
+
+    _ids = itertools.count()
+
+    def __init__(self, zygote: Zygote, workdir: Path, limits: Limits, execute_settings: dict) -> None:
+        self.zygote, self.workdir, self.limits, self.sandboxed = zygote, workdir, limits, True
+        self.execute_settings = execute_settings
+        self.events = queue.Queue()
+        self._cleanup_lock, self._cleaned = threading.Lock(), False
+        self.log_path = workdir.with_suffix(".log")
+        workdir.mkdir(parents=True)
+        self.uid, self._uid_lock_fd = _claim_uid()
+        self.disk_limited = False  # /submission is a tmpfs of the sandbox's own mount namespace
+        self.group = SandboxGroup.create(workdir.name, limits.sandbox_memory_mb + limits.disk_mb, limits.processes)
+        self.process = None
+        self.started = time.monotonic()
+
+    def ready(self) -> str | None:
+        if not hasattr(self, "_readiness"):
+            self._readiness = self._spawn()
+        return self._readiness
+
+    def _spawn(self) -> str | None:
+        problem = self.zygote.ready()
+        if problem:
+            return problem
+        commands_read, commands_write = os.pipe()
+        results_read, results_write = os.pipe()
+        requests_read, requests_write = os.pipe()  # the judge's channel, straight to the kernel
+        replies_read, replies_write = os.pipe()
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        cgroups = [os.open(group / "cgroup.procs", os.O_WRONLY) for group in self.group.groups] if self.group else []
+        self.process = _ForkedProcess(commands_write)
+        self._channel = os.fdopen(requests_write, "wb")
+        self._replies: queue.Queue = queue.Queue()
+        request = {"op": "spawn", "id": f"{os.getpid()}-{next(self._ids)}", "run": self.workdir.name,
+                   "uid": self.uid, "limits": _rlimits(self.limits), "disk_mb": self.limits.disk_mb, "tmp_mb": 256,
+                   "settings": {"cwd": SANDBOX_WORKDIR, "execute": self.execute_settings}}
+        try:
+            problem = self.zygote.spawn(request, [commands_read, results_write, log, requests_read, replies_write,
+                                                  *cgroups], self.process.exited)
+        finally:
+            for fd in (commands_read, results_write, log, requests_read, replies_write, *cgroups):
+                os.close(fd)
+        if problem:
+            self.process.exited(None)
+            os.close(results_read)
+            os.close(replies_read)
+            return problem
+        self.reader = threading.Thread(target=self._read_events, args=(results_read,), daemon=True)
+        self.reader.start()
+        threading.Thread(target=self._read_replies, args=(replies_read,), daemon=True).start()
+        return self._wait_ready()
+
+    def _read_replies(self, read_end: int) -> None:
+        """The kernel's answers on the judge's channel, capped like the executor's events."""
+        received = 0
+        with os.fdopen(read_end, "rb") as stream:
+            while line := stream.readline(MAX_EVENT_BYTES + 1):
+                received += len(line)
+                if len(line) > MAX_EVENT_BYTES or received > MAX_RESULT_BYTES:
+                    self._replies.put(("too much output", None))
+                    return
+                self._replies.put(("reply", line.decode("utf-8", errors="replace")))
+        self._replies.put(("closed", None))
+
+    def bridge(self, request: str) -> dict:
+        """One request on the judge's channel: `{"event": "bridge", "reply"}`, or `{"event": "failed", ...}`.
+
+        A call may take as long as a cell (the course's per-cell timeout): then the kernel is interrupted
+        and the judge is told the call timed out; the notebook's own deadline still holds."""
+        try:
+            self._channel.write(request.encode() + b"\n")
+            self._channel.flush()
+        except (OSError, ValueError):
+            return self._failed("closed")
+        per_call = float(self.execute_settings.get("timeout") or self.limits.timeout)
+        kind, reply = self._next_reply(min(self.deadline, time.monotonic() + per_call))
+        if kind is None and time.monotonic() < self.deadline:
+            self._send(json.dumps({"op": "interrupt"}))
+            kind, reply = self._next_reply(min(self.deadline, time.monotonic() + 10.0))
+            if kind == "reply":
+                reply = json.dumps({"error": {"type": "TimeoutError",
+                                              "message": f"did not return within {per_call:g} s"}})
+        event = {"event": "bridge", "reply": reply} if kind == "reply" else self._failed(kind)
+        return self._unless_out_of_memory(event)
+
+    def _next_reply(self, deadline: float) -> tuple[str | None, str | None]:
+        try:
+            return self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None, None
+
+    def _failed(self, kind: str | None) -> dict:
+        if kind is None:
+            return {"event": "failed", "status": "timed out",
+                    "reason": f"the notebook ran longer than {self.limits.timeout:g} s"}
+        if kind == "too much output":
+            return {"event": "failed", "status": "crashed",
+                    "reason": f"more than {MAX_EVENT_BYTES // 2**20} MB of output at once"}
+        return {"event": "failed", "status": "crashed", "reason": "the kernel died while the judge called a function"}
+
+    def _kill_processes(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        if self.group:
+            self.group.kill_all()
+        else:  # no cgroup here: every process of the student's uid (pid 1 of its namespace first)
+            while pids := processes_of_uid(self.uid):
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.01)
+
+    def _clean_up(self) -> None:
+        if self.process is not None:
+            if self.process.wait(10.0) is None:
+                self._kill_processes()
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        if self.group:
+            self.group.close()
+        if self._uid_lock_fd is not None:
+            _release_uid(self.uid, self._uid_lock_fd)
+            self._uid_lock_fd = None
+
+
 def _exit_reason(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"the notebook's process was killed by {signal.Signals(-returncode).name}"
@@ -419,16 +701,36 @@ class Sandbox:
     warm_modules: list[str] = field(default_factory=list)
     execute_settings: dict = field(default_factory=dict)
 
+    fork: bool = True  # a zygote forks each sandbox (sandboxed, as root); else each starts cold
+
     def __post_init__(self) -> None:
         self.sandboxed = self.sandboxed and bwrap_path() is not None
+        self.fork = self.fork and self.sandboxed and os.geteuid() == 0
         self._counter = itertools.count()
         self._lock = threading.Lock()
+        self._zygote: Zygote | None = None
+
+    def prepare(self) -> None:
+        """Start the zygote now (its imports take seconds), not at the first `start()`."""
+        with self._lock:
+            if self.fork and self._zygote is None:
+                self._zygote = Zygote(self.scratch, self.warm_modules, self.limits)
 
     def start(self) -> RunningExecutor:
+        self.prepare()
         with self._lock:
             workdir = self.scratch / f"run{next(self._counter):05d}"
+        if self.fork:
+            return ForkedExecutor(self._zygote, workdir, self.limits, self.execute_settings)
         return RunningExecutor(workdir, self.limits, self.sandboxed, self.warm_modules,
                                self.execute_settings)
+
+    def close(self) -> None:
+        """Stop the zygote (the executors it forked are stopped by their own `kill`)."""
+        with self._lock:
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
 
 
 def copy_into(executor: RunningExecutor, files: Path) -> None:

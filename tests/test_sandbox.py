@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 from pathlib import Path
@@ -153,8 +154,19 @@ def test_huge_file_is_stopped_at_the_size_limit(hostile_class):
     assert not list(course.root.rglob("huge.bin"))
 
 
+def test_the_executor_cannot_be_killed_from_the_notebook(hostile_class):
+    """Forked sandboxes (as root): the executor is pid 1 of the student's pid namespace, so the kernel's
+    SIGKILL to its parent is ignored and the notebook runs on; cold ones report the crash."""
+    _, run, _, _ = hostile_class
+    status = _status(run, "kill_parent")
+    if os.geteuid() == 0:
+        assert (status.status, status.score, status.max_score) == (GRADED, 3.0, 3.0), status
+    else:
+        assert (status.status, status.score) == (CRASHED, 0.0), status
+
+
 @pytest.mark.parametrize(("student", "expected"), [
-    ("infinite_loop", TIMED_OUT), ("kill_parent", CRASHED), ("exit_kernel", CRASHED), ("segfault", CRASHED)])
+    ("infinite_loop", TIMED_OUT), ("exit_kernel", CRASHED), ("segfault", CRASHED)])
 def test_killed_notebooks_are_reported_with_zero(hostile_class, student, expected):
     course, run, _, _ = hostile_class
     status = _status(run, student)

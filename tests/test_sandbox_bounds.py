@@ -98,7 +98,7 @@ def test_many_files_stop_at_the_disk_limit(bounded_class):
     printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "disk full after" in printed and "No space left" in printed
     written = int(printed.split("disk full after ")[1].split()[0])
-    assert written < 64, written  # stopped at the sandbox's 64 MB, not at the 200 files
+    assert written <= 64, written  # stopped at the sandbox's 64 MB, not at the 200 files
     assert status.score == 3.0  # the answer itself is right: the bound is not a penalty
     assert not list(course.root.rglob("part*.bin"))
 

@@ -192,3 +192,36 @@ def serve(request_text: str) -> str:
 
         _bridge = Bridge(get_ipython().user_ns)
     return _bridge.serve(request_text)
+
+
+def serve_channel(requests_fd: int, replies_fd: int, kernel_app: Any) -> None:
+    """A forked kernel's direct line to the judge (`zygote.py`): one JSON request per line in, one
+    answer per line out, each run on the kernel's main thread between cells (as a user expression
+    would be, without the round trip through the executor and IPython's execute machinery).
+
+    Started before the kernel's loop; a daemon thread waits for requests and hands each to the loop."""
+    import signal
+    import threading
+
+    def run(line: str, box: dict, done: threading.Event) -> None:
+        # An interrupt from the grader (the judge's call took longer than a cell may) stops the call.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            box["reply"] = serve(line)
+        except BaseException as error:  # noqa: BLE001 - e.g. KeyboardInterrupt between serve's own handlers
+            box["reply"] = json.dumps({"error": {"type": type(error).__name__, "message": _short(error)}})
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            done.set()
+
+    def loop() -> None:
+        with open(requests_fd, encoding="utf-8") as requests, open(replies_fd, "w", encoding="utf-8") as replies:
+            for line in requests:
+                box: dict = {}
+                done = threading.Event()
+                kernel_app.io_loop.add_callback(run, line, box, done)
+                done.wait()
+                replies.write(box.get("reply", "null") + "\n")
+                replies.flush()
+
+    threading.Thread(target=loop, name="judge-channel", daemon=True).start()

@@ -12,6 +12,8 @@ everything it sends back is data that the grader parses under limits. Protocol:
      "execution_count"}` (or `{"event": "crashed", "reason"}` when the kernel died);
    - `{"op": "bridge", "request": "<json>"}`: evaluate `bridge.serve(request)` in the kernel as a user
      expression (no history, no execution count), answer `{"event": "bridge", "reply": "<json>"}`;
+   - `{"op": "interrupt"}` (forked sandboxes, whose judge's channel goes straight to the kernel):
+     interrupt the kernel;
    - `{"op": "end"}`: stop.
 
 The grader drives the notebook cell by cell so that the trusted judge can check each test cell at its
@@ -51,7 +53,7 @@ class ResultPipe:
         self.stream.flush()
 
 
-def _make_executor(settings: dict):
+def _make_executor(settings: dict, km=None):
     """A kernel client that executes cells exactly as nbgrader's `Execute` preprocessor does.
 
     nbgrader 0.9.6's `Execute` is nbconvert's ExecutePreprocessor (an nbclient client) with the
@@ -77,8 +79,11 @@ def _make_executor(settings: dict):
             cell.outputs.append(error)
 
     executor = GradingClient(nbformat.v4.new_notebook(), kernel_name="python3", **settings["execute"])
-    executor.km = executor.create_kernel_manager()
-    executor.start_new_kernel(cwd=settings["cwd"])
+    if km is None:
+        executor.km = executor.create_kernel_manager()
+        executor.start_new_kernel(cwd=settings["cwd"])
+    else:  # a kernel forked from the warm zygote, already starting
+        executor.km = km
     executor.start_new_kernel_client()
     return executor
 
@@ -154,10 +159,12 @@ def _bridge(executor, request: str, pipe: ResultPipe) -> bool:
     return True
 
 
-def _serve(executor, cwd: str, pipe: ResultPipe) -> None:
+def _serve(executor, cwd: str, pipe: ResultPipe, on_notebook=None, interrupt=None) -> None:
     import nbformat
 
     nb = nbformat.reads(sys.stdin.readline(), as_version=4)
+    if on_notebook is not None:
+        on_notebook()
     _start_notebook(executor, nb, cwd)
     for line in sys.stdin:
         command = json.loads(line)
@@ -167,8 +174,77 @@ def _serve(executor, cwd: str, pipe: ResultPipe) -> None:
         elif command["op"] == "bridge":
             if not _bridge(executor, command["request"], pipe):
                 return
+        elif command["op"] == "interrupt" and interrupt is not None:  # a judge's call ran too long
+            interrupt()
         else:
             return
+
+
+class _ForkedKernel:
+    """What nbclient needs of a kernel manager, for a kernel forked by this process (pid 1 of the
+    student's namespaces, which also reaps every orphan the student's code leaves)."""
+
+    def __init__(self, connection_file: str, pid: int) -> None:
+        import threading
+
+        from jupyter_client.manager import AsyncKernelManager
+
+        class ForkedKernelManager(AsyncKernelManager):
+            @property
+            def has_kernel(self) -> bool:
+                return True
+
+            # (jupyter_client's clients call the _async_ names directly.)
+            async def _async_is_alive(self) -> bool:
+                return outer.exit_status is None
+
+            async def _async_interrupt_kernel(self) -> None:
+                outer.signal(2)
+
+            async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+                outer.signal(9)
+
+            is_alive, interrupt_kernel = _async_is_alive, _async_interrupt_kernel
+            shutdown_kernel = _async_shutdown_kernel
+
+        outer = self
+        self.pid, self.exit_status = pid, None
+        self.manager = ForkedKernelManager(connection_file=connection_file)
+        self.manager.load_connection_file()
+        threading.Thread(target=self._reap, daemon=True).start()
+
+    def signal(self, number: int) -> None:
+        if self.exit_status is None:
+            try:
+                os.kill(self.pid, number)
+            except ProcessLookupError:
+                pass
+
+    def _reap(self) -> None:
+        import time
+
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                time.sleep(0.05)
+                continue
+            except InterruptedError:
+                continue
+            if pid == self.pid:
+                self.exit_status = status
+
+
+def serve_forked(settings: dict, result_fd: int, connection_file: str, kernel_pid: int, on_notebook) -> None:
+    """The executor in a sandbox forked by the zygote (`zygote.py`): its kernel is already starting."""
+    pipe = ResultPipe(result_fd)
+    kernel = _ForkedKernel(connection_file, kernel_pid)
+    executor = _make_executor(settings, kernel.manager)
+    pipe.send("ready", failed_imports=[])
+    try:
+        _serve(executor, settings["cwd"], pipe, on_notebook, interrupt=lambda: kernel.signal(2))
+    finally:
+        kernel.signal(9)
 
 
 def _drop_privileges(uid: int | None) -> None:
