@@ -300,8 +300,9 @@ def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
 
 def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed: bool = True,
               warm: bool = True, progress=sys.stderr, students: list[str] | None = None,
-              scheduler: str | None = None) -> GradeRun:
+              scheduler: str | None = None, scorers: int | None = None) -> GradeRun:
     """Grade `lab` (every submission, or only `students`); gradebook records are written whole per student."""
+    scorers = check_scorers(course, scorers)
     config = course_config(course)
     submitted, missing = students_of(course, lab)
     if students is not None:
@@ -324,8 +325,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         (staging / "runs").mkdir()
         if submitted and scheduler is None:
             sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
-        if submitted:  # nbgrader's passes, in their own process
+        if submitted:  # nbgrader's passes, in their own processes
             steps = [StepsWorker(course, lab, staging, "nbgrader")]
+            steps += [StepsWorker(course, lab, staging, f"scorer{n}") for n in range(1, scorers)]
         private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
         if submitted:
@@ -338,7 +340,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         run_started = time.monotonic()
         staging_bar, execution_bar = bars.bar("staging", len(submitted)), bars.bar("executing", len(submitted))
         scoring_bar = bars.bar("scoring", len(submitted))
-        scoring = Scoring(steps[0] if steps else None, course, lab, staging, statuses, phases, scoring_bar)
+        scoring = Scoring(steps, course, lab, staging, statuses, phases, scoring_bar)
         done = threading.Lock()
 
         def on_done(student: str, result: ExecutionResult) -> None:
@@ -393,33 +395,35 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
 
 
 class Scoring:
-    """Scores each executed notebook as it arrives, one at a time, in the scorer process (the gradebook's
-    only writer during the run); `stop()` lets the student in hand finish and drops the rest."""
+    """Scores each executed notebook as it arrives, in the nbgrader worker processes: one (SQLite takes
+    one writer at a time) or several on a server gradebook, each on its own sessions, one student's
+    record at a time each. `stop()` lets the students in hand finish and drops the rest."""
 
-    def __init__(self, scorer: StepsWorker | None, course: Course, lab: str, staging: Path,
+    def __init__(self, scorers: list[StepsWorker], course: Course, lab: str, staging: Path,
                  statuses: dict[str, StudentStatus], phases: dict[str, list[float]], bar) -> None:
-        self.scorer, self.course, self.lab, self.staging = scorer, course, lab, staging
+        self.course, self.lab, self.staging = course, lab, staging
         self.statuses, self.phases, self.bar = statuses, phases, bar
         self.results: dict[str, ExecutionResult] = {}
         self.queue: queue.Queue = queue.Queue()
         self.stopped = threading.Event()
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._work, daemon=True)
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._work, args=(scorer,), daemon=True) for scorer in scorers]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, student: str, result: ExecutionResult) -> None:
         self.queue.put((student, result))
 
-    def _work(self) -> None:
+    def _work(self, scorer: StepsWorker) -> None:
         while (item := self.queue.get()) is not None:
             if self.stopped.is_set() or self.error is not None:
                 continue
             try:
-                self._score(*item)
+                self._score(scorer, *item)
             except BaseException as error:  # noqa: BLE001 - reported by finish() in the grader's thread
                 self.error = error
 
-    def _score(self, student: str, result: ExecutionResult) -> None:
+    def _score(self, scorer: StepsWorker, student: str, result: ExecutionResult) -> None:
         self.results[student] = result
         status = self.statuses[student]
         status.seconds = round(result.seconds, 2)
@@ -432,21 +436,25 @@ class Scoring:
             executed = self.staging / "executed" / student / f"{self.course.notebook_name(self.lab)}.ipynb"
             executed.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(result.notebook, executed)
-            answer = self.scorer.run({"op": "score", "student": student, "outcome_status": result.status,
-                                      "outcome_reason": result.reason})
+            answer = scorer.run({"op": "score", "student": student, "outcome_status": result.status,
+                                 "outcome_reason": result.reason})
             self.phases["scoring"].append(answer["seconds"])
             status.status, status.reason = answer["status"], answer["reason"]
             status.score, status.max_score = answer["score"], answer["max_score"]
         self.bar.update(1)
 
+    def _join(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+
     def stop(self) -> None:
         self.stopped.set()
-        self.queue.put(None)
-        self.thread.join()
+        self._join()
 
     def finish(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        self._join()
         if self.error is not None:
             raise self.error
 
@@ -483,6 +491,20 @@ def default_workers() -> int:
     return (os.cpu_count() or 1) + 1
 
 
+def check_scorers(course: Course, scorers: int | None) -> int:
+    """How many processes score at once: one on SQLite (one writer at a time), and on a server gradebook
+    one per 8 cores (scoring a notebook takes ~0.3 s, executing it ~2 s: one scorer keeps up with 6-8
+    workers), at most 8."""
+    if scorers is None:
+        return 1 if course.is_sqlite else max(1, min(8, (os.cpu_count() or 1) // 8))
+    if scorers < 1:
+        raise UsageError(f"--scorers {scorers}: at least one process must score")
+    if scorers > 1 and course.is_sqlite:
+        raise UsageError(f"--scorers {scorers}: a SQLite gradebook takes one writer at a time; several scorers "
+                         "need a server gradebook (c.CourseDirectory.db_url, e.g. PostgreSQL: docs/scaling.md)")
+    return scorers
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("lab", help="assignment id, e.g. lab1")
     parser.add_argument("--course", type=Path, default=REPO_ROOT, help="course directory (default: repo root)")
@@ -494,6 +516,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall time for a whole notebook, seconds")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
                         help="address space per process, MB (the lab's imports take ~0.9 GB with one thread)")
+    parser.add_argument("--scorers", type=int, default=None,
+                        help="processes scoring at once (default: 1 on SQLite; on a server gradebook one per 8 "
+                             "cores)")
     parser.add_argument("--no-sandbox", action="store_true", help="resource limits only, no bubblewrap")
     parser.add_argument("--no-warm", action="store_true",
                         help="start each sandbox cold (its own bwrap and imports) instead of forking it from "
@@ -549,10 +574,12 @@ def main(args: argparse.Namespace) -> int:
     course = Course(args.course.resolve())
     limits = check_limits(args)
     require_lab(course, args.lab)
+    check_scorers(course, args.scorers)
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
         run = grade_lab(course, args.lab, args.workers, limits, sandboxed=not args.no_sandbox,
-                        warm=not args.no_warm, students=args.student, scheduler=args.scheduler)
+                        warm=not args.no_warm, students=args.student, scheduler=args.scheduler,
+                        scorers=args.scorers)
     if not run.sandboxed:
         _warn_unsandboxed()
     else:

@@ -36,6 +36,7 @@ from gradekit import authoring
 from gradekit.__main__ import main as gradekit_main
 from gradekit.course import REPO_ROOT, Course
 from gradekit.demo import write_lms_zip
+from gradekit.exits import UsageError
 from gradekit.grade import GRADED, grade_lab, sanitize_api
 from gradekit.gradebook import private_copy
 from gradekit.release import release_lab
@@ -362,3 +363,28 @@ def test_sanitizing_never_writes_the_server_gradebook(tmp_path, postgres):
         assert [s.id for s in copy.students] == ["newcomer"]
         assert [a.name for a in copy.assignments] == ["tiny"]
     engine.dispose()
+
+
+def test_several_scorers_write_a_server_gradebook_at_once(tmp_path, postgres, monkeypatch):
+    """Two scorer processes on PostgreSQL (each its own sessions, a class of six): every record whole, the
+    same grades as one scorer on SQLite. SQLite refuses a second scorer before touching anything."""
+    monkeypatch.setitem(CLASS, "tiny", {f"{kind}{n}": CLASS["tiny"][kind] for kind in ("good", "wrong")
+                                        for n in range(3)})
+    pg = build_course(tmp_path / "pg", postgres.create_database("two_scorers"), labs=("tiny",))
+    sqlite = build_course(tmp_path / "sqlite", None, labs=("tiny",))
+    for course in (pg, sqlite):
+        collect(course, "tiny")
+    with pytest.raises(UsageError, match="one writer at a time"):
+        grade_lab(sqlite, "tiny", workers=2, limits=Limits(timeout=120), progress=io.StringIO(), scorers=2)
+    runs = {name: grade_lab(course, "tiny", workers=3, limits=Limits(timeout=120), progress=io.StringIO(),
+                            scorers=2 if name == "pg" else None)
+            for name, course in (("pg", pg), ("sqlite", sqlite))}
+    results = {}
+    for name, course in (("pg", pg), ("sqlite", sqlite)):
+        names = student_names(course, "tiny")
+        assert {names[s.student]: (s.status, s.score) for s in runs[name].students} == {
+            f"{kind}{n}": (GRADED, 3.0 if kind == "good" else 0.0) for kind in ("good", "wrong") for n in range(3)}
+        with Gradebook(course.db_url) as gb:
+            results[name] = sorted((names[s.student.id], g.name, g.auto_score, g.needs_manual_grade)
+                                   for s in gb.assignment_submissions("tiny") for g in s.notebooks[0].grades)
+    assert results["pg"] == results["sqlite"] and len(results["pg"]) == 12
