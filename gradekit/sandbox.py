@@ -220,7 +220,8 @@ def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spo
                 "--ro-bind", sys.prefix, sys.prefix,
                 "--ro-bind", str(UNTRUSTED_DIR), SANDBOX_CODE_DIR]
     if spool is not None:
-        command += ["--ro-bind", str(spool), ZYGOTE_SPOOL, "--dir", SANDBOX_WORKDIR, "--chdir", "/"]
+        command += ["--ro-bind", str(spool), ZYGOTE_SPOOL, "--dir", SANDBOX_WORKDIR, "--dir", "/.gradekit-tmp",
+                    "--chdir", "/"]
     else:
         command += ["--bind", str(workdir), SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
     for key, value in env.items():

@@ -46,12 +46,14 @@ import time
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP = 0x20000000, 0x40000000, 0x02000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_MOVE = 1, 2, 4, 8, 32, 4096, 8192
+MS_REC, MS_PRIVATE = 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SPOOL = "/spool"  # the grader's run directories, read-only; unmounted in each student's namespace
 WORKDIR = "/submission"
+NEW_TMP = "/.gradekit-tmp"  # an empty directory of the zygote's root (`gradekit.sandbox`) where /tmp is built
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -121,6 +123,20 @@ def _fresh_random_state() -> None:
         numpy.random.seed()
 
 
+def _fresh_tmp(size_mb: int) -> None:
+    """A new, empty /tmp for this student. Built at NEW_TMP, with the interpreter and venv re-bound
+    read-only where they live under /tmp (a checkout in /tmp), then moved over the zygote's /tmp."""
+    _mount("tmpfs", NEW_TMP, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode=1777")
+    for path in sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}):
+        if not path.startswith("/tmp/"):
+            continue
+        target = NEW_TMP + path[len("/tmp"):]
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        _mount(path, target, None, MS_BIND | MS_REC)
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(NEW_TMP, "/tmp", None, MS_MOVE)
+
+
 def _start_kernel(connection_file: str, uid: int, limits: dict, extra_arguments: list[str],
                   channel: tuple[int, int]) -> int:
     """Fork the student's kernel (an IPython kernel, as `jupyter kernel` would start it), with the
@@ -163,7 +179,7 @@ def _student_init(request: dict, result_fd: int, channel: tuple[int, int]) -> No
     _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(request['tmp_mb'])}m,mode=1777")
+    _fresh_tmp(int(request["tmp_mb"]))
     disk_mb = int(request["disk_mb"])
     _mount("gradekit-workdir", WORKDIR, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={disk_mb}m,mode=0700,uid={uid},gid={uid},nr_inodes={max(4096, 64 * disk_mb)}")
