@@ -127,7 +127,7 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     monkeypatch.setattr(grade, "bwrap_path", lambda: None)
     args = argparse.Namespace(lab=LAB, course=course.root, workers=1, timeout=60.0, memory=4096,
-                              no_sandbox=False, no_warm=True, student=None, scheduler=None)
+                              no_sandbox=False, no_warm=True, student=None, scheduler=None, scorers=None)
     assert grade.main(args) == 0
     err = capsys.readouterr().err
     assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err
