@@ -229,6 +229,19 @@ def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spo
     return command
 
 
+def capped_lines(read_end: int):
+    """The lines read from a sandbox's pipe, each and all together capped before anyone parses them;
+    None once a cap is passed (then nothing more is read)."""
+    received = 0
+    with os.fdopen(read_end, "rb") as stream:
+        while line := stream.readline(MAX_EVENT_BYTES + 1):
+            received += len(line)
+            if len(line) > MAX_EVENT_BYTES or received > MAX_RESULT_BYTES:
+                yield None
+                return
+            yield line
+
+
 class RunningExecutor:
     """A started executor (kernel up, modules imported) waiting for its notebook."""
 
@@ -283,21 +296,18 @@ class RunningExecutor:
 
     def _read_events(self, read_end: int) -> None:
         """Parse what the sandbox sends, line by line, each line and the total capped before parsing."""
-        received = 0
-        with os.fdopen(read_end, "rb") as stream:
-            while line := stream.readline(MAX_EVENT_BYTES + 1):
-                received += len(line)
-                if len(line) > MAX_EVENT_BYTES or received > MAX_RESULT_BYTES:
-                    self.events.put({"event": "too much output"})
-                    return
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    event = None
-                if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-                    self.events.put({"event": "garbled"})
-                    return
-                self.events.put(event)
+        for line in capped_lines(read_end):
+            if line is None:
+                self.events.put({"event": "too much output"})
+                return
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+                self.events.put({"event": "garbled"})
+                return
+            self.events.put(event)
         self.events.put({"event": "closed"})
 
     def kill(self) -> None:
@@ -596,14 +606,11 @@ class ForkedExecutor(RunningExecutor):
 
     def _read_replies(self, read_end: int) -> None:
         """The kernel's answers on the judge's channel, capped like the executor's events."""
-        received = 0
-        with os.fdopen(read_end, "rb") as stream:
-            while line := stream.readline(MAX_EVENT_BYTES + 1):
-                received += len(line)
-                if len(line) > MAX_EVENT_BYTES or received > MAX_RESULT_BYTES:
-                    self._replies.put(("too much output", None))
-                    return
-                self._replies.put(("reply", line.decode("utf-8", errors="replace")))
+        for line in capped_lines(read_end):
+            if line is None:
+                self._replies.put(("too much output", None))
+                return
+            self._replies.put(("reply", line.decode("utf-8", errors="replace")))
         self._replies.put(("closed", None))
 
     def bridge(self, request: str) -> dict:
