@@ -14,6 +14,13 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
 
+# Tracebacks in Python's plain form. IPython's default ("Context") parses the source file of every
+# frame to show lines around it: ~85 ms per error, against ~10 ms. A blank or half-done notebook
+# raises in twenty cells or more, so this was a third of its grading time, for nbgrader's own
+# `autograde` as for gradekit's kernels. Students never see these tracebacks (feedback shows the
+# failure messages only); instructors see the frame lines in the formgrader.
+c.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
+
 # Stray warnings: nbgrader gives 0 to a test cell that writes to stderr, and a
 # deprecation warning raised inside a library is not the student's mistake. Kernels
 # inherit this environment, so warnings are silenced while grading. The instructor

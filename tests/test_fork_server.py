@@ -154,3 +154,29 @@ print("FACTS", json.dumps({"uid": os.getuid(), "caps": status["CapEff"].strip(),
             assert facts["cgroup"] == "/"
     finally:
         sandbox.close()
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "cold"])
+def test_the_course_kernel_settings_reach_the_kernel(tmp_path: Path, fork: bool):
+    """nbgrader_config.py's `Execute.extra_arguments` (plain tracebacks: IPython's default parses every
+    frame's source file, ~85 ms an error) apply to gradekit's kernels as to nbgrader's own."""
+    from gradekit.course import REPO_ROOT, Course
+    from gradekit.grade import execute_settings
+    from gradekit.nbgrader_steps import course_config
+
+    settings = execute_settings(course_config(Course(REPO_ROOT)))
+    assert "--InteractiveShell.xmode=Plain" in settings["extra_arguments"]
+    sandbox = Sandbox(tmp_path / "runs", Limits(timeout=60), True, ["torch"], settings, fork=fork)
+    (tmp_path / "runs").mkdir()
+    source = "def answer(x):\n    raise NotImplementedError()\n\nanswer(1)"
+    try:
+        executor = sandbox.start()
+        assert executor.ready() is None
+        result = run_judged(executor, _notebook(source), {})
+        error = result.notebook.cells[0].outputs[-1]
+        assert error.output_type == "error" and error.ename == "NotImplementedError"
+        text = "".join(error.traceback)
+        assert text.startswith("Traceback") and "raise NotImplementedError()" in text
+        assert "---->" not in text, "IPython's context tracebacks: the course's kernel arguments were ignored"
+    finally:
+        sandbox.close()
