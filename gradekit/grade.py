@@ -199,6 +199,8 @@ class ExecutionPool:
             self.live.add(executor)
         if self.aborted.is_set():
             executor.kill()
+        elif counted:  # a spare: ready by the time the worker's current notebook is done
+            executor.warm()
         return executor
 
     def _retire(self, executor: RunningExecutor) -> None:

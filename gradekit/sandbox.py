@@ -365,6 +365,9 @@ class RunningExecutor:
             return f"the lab's imports failed in the sandbox: {', '.join(str(f)[:60] for f in failed[:5])}"
         return None
 
+    def warm(self) -> None:
+        """Get ready in the background, before the notebook comes (a cold sandbox does from its start)."""
+
     def start(self, nb: NotebookNode) -> str | None:
         """Hand the executor the notebook it runs (hidden tests removed); None, or why it cannot run."""
         problem = self.ready()
@@ -566,16 +569,31 @@ class ForkedExecutor(RunningExecutor):
         self.group = SandboxGroup.create(workdir.name, limits.sandbox_memory_mb + limits.disk_mb, limits.processes)
         self.process = None
         self.started = time.monotonic()
+        self._ready_lock = threading.Lock()  # one spawn, whoever asks first; the others wait for its answer
+        self._state_lock, self._killed = threading.Lock(), False  # no spawn once killed
+
+    def warm(self) -> None:
+        """Fork the sandbox now, in the background, so that it is ready when its notebook comes
+        (a kernel takes ~0.35 s to get ready: paid while the worker's current notebook runs)."""
+        threading.Thread(target=self.ready, name="gradekit-spawn", daemon=True).start()
 
     def ready(self) -> str | None:
-        if not hasattr(self, "_readiness"):
-            self._readiness = self._spawn()
-        return self._readiness
+        with self._ready_lock:
+            if not hasattr(self, "_readiness"):
+                self._readiness = self._spawn()
+            return self._readiness
 
     def _spawn(self) -> str | None:
         problem = self.zygote.ready()
         if problem:
             return problem
+        with self._state_lock:
+            if self._killed:
+                return "the sandbox was stopped before it started"
+            problem = self._send_spawn()
+        return problem or self._wait_ready()
+
+    def _send_spawn(self) -> str | None:
         commands_read, commands_write = os.pipe()
         results_read, results_write = os.pipe()
         requests_read, requests_write = os.pipe()  # the judge's channel, straight to the kernel
@@ -602,7 +620,7 @@ class ForkedExecutor(RunningExecutor):
         self.reader = threading.Thread(target=self._read_events, args=(results_read,), daemon=True)
         self.reader.start()
         threading.Thread(target=self._read_replies, args=(replies_read,), daemon=True).start()
-        return self._wait_ready()
+        return None
 
     def _read_replies(self, read_end: int) -> None:
         """The kernel's answers on the judge's channel, capped like the executor's events."""
@@ -650,6 +668,8 @@ class ForkedExecutor(RunningExecutor):
         return {"event": "failed", "status": "crashed", "reason": "the kernel died while the judge called a function"}
 
     def _kill_processes(self) -> None:
+        with self._state_lock:
+            self._killed = True
         if self.process is None or self.process.poll() is not None:
             return
         if self.group:
