@@ -40,12 +40,13 @@ def answer_ids(nb) -> list[str]:
             and c.metadata.get("nbgrader", {}).get("solution") and not c.metadata["nbgrader"]["grade"]]
 
 
-def run_cells(replacement: Path | None = None, stop_after: str | None = None) -> dict[str, str | None]:
+def run_cells(replacement: Path | None = None, stop_after: str | None = None,
+              printed: io.StringIO | None = None) -> dict[str, str | None]:
     """Execute the code cells in order (grading mode: no plots); the failure message of every test cell."""
     nb = notebook()
     namespace: dict = {}
     results: dict[str, str | None] = {}
-    with torch.random.fork_rng(), contextlib.redirect_stdout(io.StringIO()):
+    with torch.random.fork_rng(), contextlib.redirect_stdout(printed or io.StringIO()):
         os.environ["NBGRADER_EXECUTION"] = "autograde"
         try:
             for cell in nb.cells:
@@ -108,6 +109,18 @@ def test_chaff_fails_its_test_cell_with_a_named_message(entry):
     error = run_cells(CORPUS / f"{entry}.py", stop_after=f"test_{answer}")[f"test_{answer}"]
     assert error is not None, f"{entry} passes test_{answer}"
     assert error.startswith("CheckFailed: ") and answer in error and "Hint:" in error, error
+
+
+def test_f1_visible_check_waits_for_precision_and_recall():
+    """While precision_macro misses its own check, f1_macro's visible check says it compared nothing yet,
+    and does not also print that its checks pass."""
+    printed = io.StringIO()
+    results = run_cells(CORPUS / "precision_macro/chaff_zero_division_nan.py", stop_after="test_f1_macro",
+                        printed=printed)
+    assert results["test_precision_macro"] is not None and results["test_f1_macro"] is None, results
+    text = printed.getvalue()
+    assert "f1_macro: not compared yet" in text, text
+    assert "f1_macro: the visible checks pass" not in text, text
 
 
 # ---------------------------------------------------------------------------------------------
