@@ -137,10 +137,11 @@ def projection(medians: dict[str, float], students: int, cores: int) -> float:
     """Hours to grade `students` on `cores` (one worker per core) from per-student phase medians.
 
     Staging and scoring run in nbgrader's worker processes beside execution, which runs on every core:
-    staging in one, scoring in one per 8 cores on a server gradebook (`grade --scorers`; SQLite: one).
-    So: max(staging, scoring / scorers, execution / cores) per student, times students."""
-    scorers = max(1, min(8, cores // 8))
-    per_student = max(medians.get("staging", 0.0), medians.get("scoring", 0.0) / scorers,
+    staging in one per 8 cores (`grade --stagers`), scoring in one per 8 cores on a server gradebook
+    (`grade --scorers`; SQLite: one). So: max(staging / stagers, scoring / scorers, execution / cores)
+    per student, times students."""
+    stagers = scorers = max(1, min(8, cores // 8))
+    per_student = max(medians.get("staging", 0.0) / stagers, medians.get("scoring", 0.0) / scorers,
                       medians.get("execution", 0.0) / cores)
     return students * per_student / 3600
 
@@ -151,7 +152,7 @@ def print_phases(phases: dict[str, list[float]]) -> None:
         return
     print("per-student phases of gradekit grade (median seconds): " + ", ".join(
         f"{phase} {seconds:.2f}" for phase, seconds in medians.items()))
-    print("projection (hours, one worker per core; staging in one process, scoring in one per 8 cores on a "
+    print("projection (hours, one worker per core; staging in one process per 8 cores, scoring too on a "
           "server gradebook):")
     print("  students " + "".join(f"{cores:>10} cores" for cores in (2, 16, 64)))
     for students in (500, 10_000):

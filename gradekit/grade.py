@@ -6,13 +6,14 @@ How, and why scores equal plain `nbgrader autograde`:
    never written.
 2. Sanitize: nbgrader's own Autograde converter with its sanitize preprocessors (ClearOutput,
    DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata) against a *copy* of
-   the gradebook, and no autograde preprocessors. Steps 1-2 run in the stager process
-   (`gradekit.nbgrader_steps`), one student after another, while notebooks execute.
+   the gradebook, and no autograde preprocessors. Steps 1-2 run in nbgrader worker processes
+   (`gradekit.nbgrader_steps`; one, or one per 8 cores: `--stagers`) while notebooks execute.
 3. Execute (N at a time, untrusted): each sanitized notebook runs in a sandboxed executor
    (`gradekit.sandbox`) that drives nbgrader's own `Execute` preprocessor with the course's
    settings, judged cell by cell by `gradekit.judge` in this process. Each sandbox is forked
    from a zygote that imported the lab's modules once (`gradekit/untrusted/zygote.py`).
-4. Score (the scorer process, the only gradebook writer, as each notebook finishes): nbgrader's
+4. Score (in the first of those processes, the only gradebook writer on SQLite; one per 8 cores on a
+   server gradebook: `--scorers`; as each notebook finishes): nbgrader's
    Autograde again, on the real gradebook, with `Execute` replaced by `LookupExecute`, which hands
    back the notebook executed in step 3 after checking that it is the same notebook cell by
    cell. Saving grades, late penalties and manual grades stay nbgrader's.
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -302,9 +304,9 @@ def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
 
 def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed: bool = True,
               warm: bool = True, progress=sys.stderr, students: list[str] | None = None,
-              scheduler: str | None = None, scorers: int | None = None) -> GradeRun:
+              scheduler: str | None = None, scorers: int | None = None, stagers: int | None = None) -> GradeRun:
     """Grade `lab` (every submission, or only `students`); gradebook records are written whole per student."""
-    scorers = check_scorers(course, scorers)
+    scorers, stagers = check_scorers(course, scorers), check_stagers(stagers)
     config = course_config(course)
     submitted, missing = students_of(course, lab)
     if students is not None:
@@ -327,9 +329,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         (staging / "runs").mkdir()
         if submitted and scheduler is None:
             sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
-        if submitted:  # nbgrader's passes, in their own processes
-            steps = [StepsWorker(course, lab, staging, "nbgrader")]
-            steps += [StepsWorker(course, lab, staging, f"scorer{n}") for n in range(1, scorers)]
+        if submitted:  # nbgrader's passes, in their own processes: the first stagers also score
+            steps = [StepsWorker(course, lab, staging, f"nbgrader{n}" if n else "nbgrader")
+                     for n in range(max(stagers, scorers))]
         private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
         if submitted:
@@ -342,7 +344,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         run_started = time.monotonic()
         staging_bar, execution_bar = bars.bar("staging", len(submitted)), bars.bar("executing", len(submitted))
         scoring_bar = bars.bar("scoring", len(submitted))
-        scoring = Scoring(steps, course, lab, staging, statuses, phases, scoring_bar)
+        scoring = Scoring(steps[:scorers], course, lab, staging, statuses, phases, scoring_bar)
         done = threading.Lock()
 
         def on_done(student: str, result: ExecutionResult) -> None:
@@ -356,22 +358,26 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         # Local processes, or a Dask cluster with --scheduler (execution only: scoring stays here).
         pool = execution_pool(sandbox, workers, warm, on_done, expected=len(submitted), program=program,
                               first=first, scheduler=scheduler, sandboxed=sandboxed)
+        def stage_student(worker: StepsWorker, student: str) -> None:
+            began = time.monotonic()
+            answer = worker.run({"op": "stage", "student": student})
+            statuses[student] = status = StudentStatus(**answer["status"])
+            staging_bar.update(1)
+            if status.status == GRADED and answer["notebook"]:
+                files = Path(answer["notebook"]).parent
+                pool.submit(student, files, nbformat.read(answer["notebook"], as_version=4))
+                phases["staging"].append(time.monotonic() - began)
+                return
+            with done:  # not executed: counted at once, so that the bars end at the number of students
+                execution_bar.update(1)
+                scoring_bar.update(1)
+
+        staging_run = Staging(steps[:stagers], submitted, stage_student)
         try:
-            for student in submitted:
-                began = time.monotonic()
-                answer = steps[0].run({"op": "stage", "student": student})
-                statuses[student] = status = StudentStatus(**answer["status"])
-                staging_bar.update(1)
-                if status.status == GRADED and answer["notebook"]:
-                    files = Path(answer["notebook"]).parent
-                    pool.submit(student, files, nbformat.read(answer["notebook"], as_version=4))
-                    phases["staging"].append(time.monotonic() - began)
-                    continue
-                with done:  # not executed: counted at once, so that the bars end at the number of students
-                    execution_bar.update(1)
-                    scoring_bar.update(1)
+            staging_run.finish()
             pool.close()  # every notebook executed (and handed to the scorer)
         except BaseException:
+            staging_run.stop()  # the students in hand are staged; no other starts
             pool.abort()
             scoring.stop()  # the student in hand is written whole; no other starts
             pool.close()
@@ -394,6 +400,48 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         if sandbox is not None:
             sandbox.close()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class Staging:
+    """Stages the students in order, each worker process one student at a time: one process on a small
+    machine, one per 8 cores on a bigger one (`check_stagers`), since staging reads only the private
+    gradebook copy. `finish()` waits and raises the first error of a stager; `stop()` lets the students
+    in hand finish and starts no other."""
+
+    def __init__(self, stagers: list[StepsWorker], students: list[str],
+                 stage_student: Callable[[StepsWorker, str], None]) -> None:
+        self.students: queue.SimpleQueue = queue.SimpleQueue()
+        for student in students:
+            self.students.put(student)
+        self.stage_student = stage_student
+        self.stopped = threading.Event()
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._work, args=(stager,), daemon=True) for stager in stagers]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self, stager: StepsWorker) -> None:
+        while not self.stopped.is_set():
+            try:
+                student = self.students.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.stage_student(stager, student)
+            except BaseException as error:  # noqa: BLE001 - raised by finish() in the grader's thread
+                self.errors.append(error)
+                self.stopped.set()
+
+    def finish(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+
+    def stop(self) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join()
 
 
 class Scoring:
@@ -507,6 +555,16 @@ def check_scorers(course: Course, scorers: int | None) -> int:
     return scorers
 
 
+def check_stagers(stagers: int | None) -> int:
+    """How many processes stage (copy, repair, sanitize) at once: one per 8 cores, at most 8 (staging a
+    notebook takes ~0.15 s of CPU, executing it ~1.5 s: one stager keeps up with about ten workers)."""
+    if stagers is None:
+        return max(1, min(8, (os.cpu_count() or 1) // 8))
+    if stagers < 1:
+        raise UsageError(f"--stagers {stagers}: at least one process must stage")
+    return stagers
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("lab", help="assignment id, e.g. lab1")
     parser.add_argument("--course", type=Path, default=REPO_ROOT, help="course directory (default: repo root)")
@@ -521,6 +579,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorers", type=int, default=None,
                         help="processes scoring at once (default: 1 on SQLite; on a server gradebook one per 8 "
                              "cores)")
+    parser.add_argument("--stagers", type=int, default=None,
+                        help="processes staging (copy, repair, sanitize) at once (default: one per 8 cores; raise "
+                             "it when the notebooks run on a Dask cluster)")
     parser.add_argument("--no-sandbox", action="store_true", help="resource limits only, no bubblewrap")
     parser.add_argument("--no-warm", action="store_true",
                         help="start each sandbox cold (its own bwrap and imports) instead of forking it from "
@@ -577,11 +638,12 @@ def main(args: argparse.Namespace) -> int:
     limits = check_limits(args)
     require_lab(course, args.lab)
     check_scorers(course, args.scorers)
+    check_stagers(args.stagers)
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
         run = grade_lab(course, args.lab, args.workers, limits, sandboxed=not args.no_sandbox,
                         warm=not args.no_warm, students=args.student, scheduler=args.scheduler,
-                        scorers=args.scorers)
+                        scorers=args.scorers, stagers=args.stagers)
     if not run.sandboxed:
         _warn_unsandboxed()
     else:

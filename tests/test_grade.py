@@ -13,7 +13,8 @@ from hostile.tiny_course import LAB, build_tiny_course, submit_source
 from nbgrader.api import Gradebook
 
 from gradekit.course import Course
-from gradekit.grade import GRADED, INVALID, MISSING, grade_lab
+from gradekit.exits import UsageError
+from gradekit.grade import GRADED, INVALID, MISSING, check_stagers, grade_lab
 from gradekit.sandbox import Limits
 
 pytestmark = pytest.mark.slow
@@ -127,10 +128,42 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     monkeypatch.setattr(grade, "bwrap_path", lambda: None)
     args = argparse.Namespace(lab=LAB, course=course.root, workers=1, timeout=60.0, memory=4096,
-                              no_sandbox=False, no_warm=True, student=None, scheduler=None, scorers=None)
+                              no_sandbox=False, no_warm=True, student=None, scheduler=None, scorers=None,
+                              stagers=None)
     assert grade.main(args) == 0
     err = capsys.readouterr().err
     assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err
     status = json.loads((course.root / "reports" / LAB / "status.json").read_text())
     assert status["sandboxed"] is False
     assert [(s["student"], s["status"], s["score"]) for s in status["students"]] == [("full", GRADED, 3.0)]
+
+
+def test_several_stagers_share_the_class_and_score_like_plain_nbgrader(graded, tmp_path, monkeypatch):
+    """`--stagers 2`: both processes stage (staging only reads the private gradebook copy), and every
+    student gets plain nbgrader's score."""
+    from gradekit.nbgrader_steps import StepsWorker
+
+    _, plain, _ = graded
+    course = build_tiny_course(tmp_path / "course")
+    for student, answer in CLASS.items():
+        submit_source(course, student, answer)
+    staged_by: dict[str, str] = {}
+    run_task = StepsWorker.run
+
+    def recording_run(self, task: dict) -> dict:
+        answer = run_task(self, task)
+        if task["op"] == "stage":
+            staged_by[task["student"]] = self.role
+        return answer
+
+    monkeypatch.setattr(StepsWorker, "run", recording_run)
+    run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=60), progress=io.StringIO(), stagers=2)
+    assert all(s.status == GRADED for s in run.students), run.students
+    assert sorted(staged_by) == sorted(CLASS) and len(set(staged_by.values())) == 2, staged_by
+    assert _scores(course) == _scores(plain) and _cell_scores(course) == _cell_scores(plain)
+
+
+def test_stagers_must_be_at_least_one():
+    assert check_stagers(None) >= 1 and check_stagers(3) == 3
+    with pytest.raises(UsageError, match="at least one process must stage"):
+        check_stagers(0)
