@@ -61,7 +61,11 @@ def require_gradebook(course) -> None:
 
 @contextmanager
 def interrupts_as_keyboard_interrupt() -> Iterator[None]:
-    """SIGTERM raises like Ctrl-C in the main thread, so that every phase stops the same way."""
+    """SIGTERM raises like Ctrl-C in the main thread, so that every phase stops the same way.
+
+    SIGINT raises KeyboardInterrupt here even when the command started with it ignored: a shell
+    script's background job (`make grade &`) inherits SIGINT ignored, and Python then leaves it so;
+    `kill -INT` must still stop the run cleanly."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -69,11 +73,13 @@ def interrupts_as_keyboard_interrupt() -> Iterator[None]:
     def on_term(signum, frame):  # noqa: ARG001 - signal handler signature
         raise Interrupted()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous_term = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 @contextmanager

@@ -155,7 +155,8 @@ def test_every_check_cell_says_when_it_passes(lab):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade"):
             visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
-            assert re.search(r"^passed\(", visible, re.M), f"{lab} {meta['grade_id']}: no passed(...) at the end"
+            # At the end, or at the end of the branch that compared (f1_macro waits for its pieces).
+            assert re.search(r"^\s*passed\(", visible, re.M), f"{lab} {meta['grade_id']}: no passed(...) at the end"
 
 
 def error_outputs(nb) -> list[tuple[int, str, dict]]:
