@@ -687,10 +687,11 @@ class ForkedExecutor(RunningExecutor):
         if self.process is not None:
             if self.process.wait(10.0) is None:
                 self._kill_processes()
-            try:
-                self.process.stdin.close()
-            except OSError:
-                pass
+            for stream in (self.process.stdin, self._channel):  # the commands, and the judge's requests
+                try:
+                    stream.close()
+                except OSError:
+                    pass
         if self.group:
             self.group.close()
         if self._uid_lock_fd is not None:

@@ -108,6 +108,7 @@ def test_a_student_leaves_nothing_for_the_next_one(tmp_path: Path):
         while processes_of_uid(first.uid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert processes_of_uid(first.uid) == [], "the first student's processes outlived their sandbox"
+        assert first.process.stdin.closed and first._channel.closed, "the sandbox's pipes stay open in the grader"
 
         second, result = _run(sandbox, LOOK_FOR_LEFTOVERS)
         assert second.uid != first.uid
