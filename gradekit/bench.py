@@ -140,8 +140,10 @@ def projection(medians: dict[str, float], students: int, cores: int) -> float:
     staging in one per 8 cores (`grade --stagers`), scoring in one per 8 cores on a server gradebook
     (`grade --scorers`; SQLite: one). So: max(staging / stagers, scoring / scorers, execution / cores)
     per student, times students."""
-    stagers = scorers = max(1, min(8, cores // 8))
-    per_student = max(medians.get("staging", 0.0) / stagers, medians.get("scoring", 0.0) / scorers,
+    from gradekit.grade import one_per_8_cores
+
+    processes = one_per_8_cores(cores)  # stagers, and scorers on a server gradebook
+    per_student = max(medians.get("staging", 0.0) / processes, medians.get("scoring", 0.0) / processes,
                       medians.get("execution", 0.0) / cores)
     return students * per_student / 3600
 

@@ -372,8 +372,10 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                 execution_bar.update(1)
                 scoring_bar.update(1)
 
-        staging_run = Staging(steps[:stagers], submitted, stage_student)
+        staging_run = WorkerThreads(steps[:stagers], stage_student)  # in order, one student per process at a time
         try:
+            for student in submitted:
+                staging_run.submit(student)
             staging_run.finish()
             pool.close()  # every notebook executed (and handed to the scorer)
         except BaseException:
@@ -402,76 +404,59 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-class Staging:
-    """Stages the students in order, each worker process one student at a time: one process on a small
-    machine, one per 8 cores on a bigger one (`check_stagers`), since staging reads only the private
-    gradebook copy. `finish()` waits and raises the first error of a stager; `stop()` lets the students
-    in hand finish and starts no other."""
+class WorkerThreads:
+    """One thread per nbgrader worker process, each handing it queued items one at a time (`handle(worker,
+    *item)`). `finish()` waits until every item is handled and raises the first error (items after it
+    are dropped); `stop()` lets the items in hand finish and drops the rest."""
 
-    def __init__(self, stagers: list[StepsWorker], students: list[str],
-                 stage_student: Callable[[StepsWorker, str], None]) -> None:
-        self.students: queue.SimpleQueue = queue.SimpleQueue()
-        for student in students:
-            self.students.put(student)
-        self.stage_student = stage_student
+    def __init__(self, workers: list[StepsWorker], handle: Callable[..., None]) -> None:
+        self.handle = handle
+        self.queue: queue.Queue = queue.Queue()
         self.stopped = threading.Event()
-        self.errors: list[BaseException] = []
-        self.threads = [threading.Thread(target=self._work, args=(stager,), daemon=True) for stager in stagers]
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._work, args=(worker,), daemon=True) for worker in workers]
         for thread in self.threads:
             thread.start()
 
-    def _work(self, stager: StepsWorker) -> None:
-        while not self.stopped.is_set():
-            try:
-                student = self.students.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self.stage_student(stager, student)
-            except BaseException as error:  # noqa: BLE001 - raised by finish() in the grader's thread
-                self.errors.append(error)
-                self.stopped.set()
+    def submit(self, *item) -> None:
+        self.queue.put(item)
 
-    def finish(self) -> None:
+    def _work(self, worker: StepsWorker) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.stopped.is_set() or self.error is not None:
+                continue
+            try:
+                self.handle(worker, *item)
+            except BaseException as error:  # noqa: BLE001 - raised by finish() in the grader's thread
+                self.error = self.error or error
+
+    def _join(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
         for thread in self.threads:
             thread.join()
-        if self.errors:
-            raise self.errors[0]
 
     def stop(self) -> None:
         self.stopped.set()
-        for thread in self.threads:
-            thread.join()
+        self._join()
+
+    def finish(self) -> None:
+        self._join()
+        if self.error is not None:
+            raise self.error
 
 
-class Scoring:
-    """Scores each executed notebook as it arrives, in the nbgrader worker processes: one (SQLite takes
-    one writer at a time) or several on a server gradebook, each on its own sessions, one student's
-    record at a time each. `stop()` lets the students in hand finish and drops the rest."""
+class Scoring(WorkerThreads):
+    """Scores each executed notebook as it arrives (`submit(student, result)`), in the nbgrader worker
+    processes: one (SQLite takes one writer at a time) or several on a server gradebook, each on its own
+    sessions, one student's record at a time each."""
 
     def __init__(self, scorers: list[StepsWorker], course: Course, lab: str, staging: Path,
                  statuses: dict[str, StudentStatus], phases: dict[str, list[float]], bar) -> None:
         self.course, self.lab, self.staging = course, lab, staging
         self.statuses, self.phases, self.bar = statuses, phases, bar
         self.results: dict[str, ExecutionResult] = {}
-        self.queue: queue.Queue = queue.Queue()
-        self.stopped = threading.Event()
-        self.error: BaseException | None = None
-        self.threads = [threading.Thread(target=self._work, args=(scorer,), daemon=True) for scorer in scorers]
-        for thread in self.threads:
-            thread.start()
-
-    def submit(self, student: str, result: ExecutionResult) -> None:
-        self.queue.put((student, result))
-
-    def _work(self, scorer: StepsWorker) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.stopped.is_set() or self.error is not None:
-                continue
-            try:
-                self._score(scorer, *item)
-            except BaseException as error:  # noqa: BLE001 - reported by finish() in the grader's thread
-                self.error = error
+        super().__init__(scorers, self._score)
 
     def _score(self, scorer: StepsWorker, student: str, result: ExecutionResult) -> None:
         self.results[student] = result
@@ -492,21 +477,6 @@ class Scoring:
             status.status, status.reason = answer["status"], answer["reason"]
             status.score, status.max_score = answer["score"], answer["max_score"]
         self.bar.update(1)
-
-    def _join(self) -> None:
-        for _ in self.threads:
-            self.queue.put(None)
-        for thread in self.threads:
-            thread.join()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self._join()
-
-    def finish(self) -> None:
-        self._join()
-        if self.error is not None:
-            raise self.error
 
 
 def write_status(course: Course, run: GradeRun, partial: bool = False) -> Path:
@@ -541,12 +511,18 @@ def default_workers() -> int:
     return (os.cpu_count() or 1) + 1
 
 
+def one_per_8_cores(cores: int | None = None) -> int:
+    """Processes for nbgrader's passes beside the notebooks: one per 8 cores, at least 1, at most 8 (a pass
+    takes ~0.15-0.45 s a notebook, executing it ~1.5 s: one process keeps up with about eight workers)."""
+    return max(1, min(8, (cores or os.cpu_count() or 1) // 8))
+
+
 def check_scorers(course: Course, scorers: int | None) -> int:
     """How many processes score at once: one on SQLite (one writer at a time), and on a server gradebook
     one per 8 cores (scoring a notebook takes ~0.3 s, executing it ~2 s: one scorer keeps up with 6-8
     workers), at most 8."""
     if scorers is None:
-        return 1 if course.is_sqlite else max(1, min(8, (os.cpu_count() or 1) // 8))
+        return 1 if course.is_sqlite else one_per_8_cores()
     if scorers < 1:
         raise UsageError(f"--scorers {scorers}: at least one process must score")
     if scorers > 1 and course.is_sqlite:
@@ -556,10 +532,9 @@ def check_scorers(course: Course, scorers: int | None) -> int:
 
 
 def check_stagers(stagers: int | None) -> int:
-    """How many processes stage (copy, repair, sanitize) at once: one per 8 cores, at most 8 (staging a
-    notebook takes ~0.15 s of CPU, executing it ~1.5 s: one stager keeps up with about ten workers)."""
+    """How many processes stage (copy, repair, sanitize) at once: `one_per_8_cores()` unless chosen."""
     if stagers is None:
-        return max(1, min(8, (os.cpu_count() or 1) // 8))
+        return one_per_8_cores()
     if stagers < 1:
         raise UsageError(f"--stagers {stagers}: at least one process must stage")
     return stagers
