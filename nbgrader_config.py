@@ -43,16 +43,16 @@ c.LimitOutput.max_traceback = 50
 # the autograded notebook, hidden tests and tracebacks included: HideHiddenTests cuts them out first.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "gradekit.feedback.HideHiddenTests",
+    "gradekit.delivery.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
-# Late work (gradekit.lms.gradebook): `collect` writes each submission's LMS time into nbgrader's
+# Late work (gradekit.scoring.late): `collect` writes each submission's LMS time into nbgrader's
 # timestamp.txt; these due dates and per-student extensions (hours, by LMS student id) go into the
 # gradebook, and nbgrader's AssignLatePenalties applies the penalty while grading.
 c.LateWork.duedates = {}  # e.g. {"lab1": "2026-03-06 23:59:00 Europe/Paris"}
 c.LateWork.extensions = {}  # e.g. {"lab1": {"12345": 48}}
 # nbgrader's default records lateness without a penalty; "zero" scores late work 0; or, per started day:
-#   c.AssignLatePenalties.plugin_class = "gradekit.lms.gradebook.PenaltyPerDay"
+#   c.AssignLatePenalties.plugin_class = "gradekit.scoring.late.PenaltyPerDay"
 #   c.PenaltyPerDay.fraction_per_day = 0.1
 c.LateSubmissionPlugin.penalty_method = "none"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gradekit.course import REPO_ROOT, Course
+from gradekit.course.directory import REPO_ROOT, Course
 
 
 def build_course(root: Path, labs: list[str] | None = None) -> Course:

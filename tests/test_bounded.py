@@ -1,4 +1,4 @@
-"""gradekit.bounded: repair in a child process, same result as in-process, hostile inputs cut off cleanly.
+"""gradekit.staging.isolated: repair in a child process, same result as in-process, hostile inputs cut off cleanly.
 
 Fast: no notebook is executed and no nbgrader command runs; one worker process for the module.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gradekit import bounded
-from gradekit.bounded import prepare_submission_bounded
-from gradekit.course import REPO_ROOT
-from gradekit.repair import MAX_NOTEBOOK_BYTES, InvalidSubmission, prepare_submission
+from gradekit.course.directory import REPO_ROOT
+from gradekit.staging import isolated as bounded
+from gradekit.staging.isolated import prepare_submission_bounded
+from gradekit.staging.repair import MAX_NOTEBOOK_BYTES, InvalidSubmission, prepare_submission
 
 RELEASE = REPO_ROOT / "release" / "lab1" / "lab1_logistic_regression.ipynb"
 
@@ -199,7 +199,7 @@ def test_code_that_crashes_the_python_parser_is_invalid(release_nb, tmp_path, ca
 
 def test_any_other_crash_is_one_line_without_traceback(release_nb, release_path, capfd):
     broken_release = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
-                                         "cells": [{"cell_type": "code", "source": "x = 1"}]})  # no metadata
+                                         "cells": [{"cell_type": "code", "source": None, "metadata": {}}]})  # bug input
     with pytest.raises(InvalidSubmission) as error:
         bounded_call(release_path, broken_release)
     assert str(error.value).startswith("repair failed (AttributeError")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import collect
-from gradekit.__main__ import main as gradekit_main
-from gradekit.authoring import markdown, write_notebook
-from gradekit.course import Course
+from gradekit.authoring.notebooks import markdown, write_notebook
+from gradekit.commands import main as gradekit_main
+from gradekit.course.directory import Course
+from gradekit.intake import collect
 
 LAB = "lab1"
 NOTEBOOK = "lab1_logistic_regression"

@@ -1,7 +1,7 @@
 """The instructor's commands, run as an instructor runs them (`python -m gradekit <cmd>`), asked for what
 cannot work: an unknown lab, no gradebook, a damaged download, a bad option.
 
-Each must say so in one line on stderr and exit 2 (gradekit.exits.EXIT_USAGE), print no traceback, and
+Each must say so in one line on stderr and exit 2 (gradekit.course.exits.EXIT_USAGE), print no traceback, and
 leave the course exactly as it was (every file and folder, the gradebook included, hashed before and after).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from submissions.tiny_lab import LAB, NOTEBOOK, build_tiny_course
 
-from gradekit.course import REPO_ROOT, Course
+from gradekit.course.directory import REPO_ROOT, Course
 
 pytestmark = pytest.mark.xdist_group("commands")  # the module's course is built once, on one worker
 

@@ -1,6 +1,6 @@
 """The wheat/chaff corpora: every lab's hidden tests accept correct answers and reject wrong ones.
 
-The harness (gradekit.corpus) grades every corpus entry in fast mode (fork per entry) once per
+The harness (gradekit.proof.corpus) grades every corpus entry in fast mode (fork per entry) once per
 session; a sample per lab is graded again through plain `nbgrader autograde` and must agree.
 A synthetic one-function assignment proves the harness reports a surviving chaff and a failing
 wheat as failures.
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import build_course
 
-from gradekit import corpus
-from gradekit.authoring import answer, checks_cell, markdown, readonly, write_notebook
-from gradekit.authoring import tests as graded_tests_cell
-from gradekit.course import REPO_ROOT
+from gradekit.authoring.notebooks import answer, checks_cell, markdown, readonly, write_notebook
+from gradekit.authoring.notebooks import tests as graded_tests_cell
+from gradekit.course.directory import REPO_ROOT
+from gradekit.proof import corpus
 
 LABS = sorted(p.parent.name for p in (REPO_ROOT / "source").glob("*/*.ipynb"))
 
@@ -199,7 +199,7 @@ def test_message_check_rejects_leaks_and_anonymous_messages():
 
 def fork_in_fresh_worker(cells: list[dict], timeout: float, warm: bool) -> dict:
     """fork_and_grade in a new process (forking pytest itself would share its threads and filters)."""
-    script = ("import json, sys\nfrom gradekit import corpus\n"
+    script = ("import json, sys\nfrom gradekit.proof import corpus\n"
               + ("corpus._import_heavy_modules()\n" if warm else "")
               + "cells, timeout = json.loads(sys.stdin.read())\n"
               "print(json.dumps(corpus.fork_and_grade(cells, timeout)))")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gradekit.course import REPO_ROOT
+from gradekit.course.directory import REPO_ROOT
 
 
 @pytest.mark.slow

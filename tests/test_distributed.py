@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from gradekit.__main__ import main as gradekit_main
-from gradekit.course import Course
-from gradekit.distributed import MAX_FILES, SubmissionTooLarge, pack_files, unpack_files
-from gradekit.grade import GRADED, GradeRun, grade_lab
-from gradekit.sandbox import Limits
+from gradekit.commands import main as gradekit_main
+from gradekit.course.directory import Course
+from gradekit.course.status import Status
+from gradekit.grading.dask_pool import MAX_FILES, SubmissionTooLarge, pack_files, unpack_files
+from gradekit.grading.run import GradeRun, grade_lab
+from gradekit.sandbox.settings import Limits
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 from tiny_course import LAB, NOTEBOOK, build_tiny_course, submit_source  # noqa: E402
@@ -78,7 +79,7 @@ def test_cluster_scores_equal_local_scores(tmp_path, cluster):
     assert [(s["student"], s["status"], s["score"], s["max_score"], s["reason"]) for s in status] == \
         [(s.student, s.status, s.score, s.max_score, s.reason) for s in local.students]
     assert cell_scores(course) == local_cells
-    assert all(s["status"] == GRADED and s["seconds"] > 0 for s in status)
+    assert all(s["status"] == Status.GRADED and s["seconds"] > 0 for s in status)
     with Gradebook(course.db_url) as gb:  # re-grading replaced the submissions, it did not add any
         assert sorted(s.student.id for s in gb.assignment_submissions(LAB)) == sorted(EXPECTED)
 
@@ -129,7 +130,7 @@ def test_worker_killed_mid_run_loses_nothing(tmp_path, cluster):
 
     graded: GradeRun = outcome["run"]
     assert [(s.student, s.status, s.score) for s in graded.students] == \
-        [("good", GRADED, 3.0), ("sleeper", GRADED, 3.0), ("wrong", GRADED, 0.0)]
+        [("good", Status.GRADED, 3.0), ("sleeper", Status.GRADED, 3.0), ("wrong", Status.GRADED, 0.0)]
     with Gradebook(course.db_url) as gb:  # one submission each, every test cell graded once
         submissions = gb.assignment_submissions(LAB)
         assert sorted(s.student.id for s in submissions) == ["good", "sleeper", "wrong"]

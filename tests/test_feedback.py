@@ -12,9 +12,9 @@ from nbgrader.api import Gradebook
 from submissions.graded import graded_tiny_course
 from submissions.tiny_lab import HIDDEN_SECRET, LAB, NOTEBOOK
 
-from gradekit.__main__ import main as gradekit_main
-from gradekit.course import Course
-from gradekit.feedback import failure_messages, visible_source
+from gradekit.commands import main as gradekit_main
+from gradekit.course.directory import Course
+from gradekit.delivery.feedback import failure_messages, visible_source
 
 COMMENT = "Right idea; say why one step size <b>fits</b> all."
 
@@ -97,8 +97,8 @@ def test_failure_messages_have_no_traceback_frames():
 
 
 def test_students_whose_notebook_was_not_graded_get_a_page_saying_why(tmp_path):
-    from gradekit.course import Course
-    from gradekit.feedback import write_feedback
+    from gradekit.course.directory import Course
+    from gradekit.delivery.feedback import write_feedback
 
     course = Course(tmp_path)
     status = {"lab": "lab9", "sandboxed": True, "students": [
@@ -115,7 +115,7 @@ def test_students_whose_notebook_was_not_graded_get_a_page_saying_why(tmp_path):
 
 
 def test_nbgrader_feedback_preprocessor_cuts_hidden_tests_and_tracebacks():
-    from gradekit.feedback import HideHiddenTests
+    from gradekit.delivery.feedback import HideHiddenTests
 
     test = nbformat.v4.new_code_cell("check(f(1))\n### BEGIN HIDDEN TESTS\nsecret_case()\n### END HIDDEN TESTS\n")
     test.outputs = [nbformat.v4.new_output("error", ename="CheckFailed", evalue="f: wrong",

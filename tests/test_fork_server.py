@@ -10,8 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gradekit.judge import run_judged
-from gradekit.sandbox import ForkedExecutor, Limits, Sandbox, bwrap_path, processes_of_uid
+from gradekit.judge.driver import run_judged
+from gradekit.sandbox.bwrap import bwrap_path, processes_of_uid
+from gradekit.sandbox.forked import ForkedExecutor
+from gradekit.sandbox.launch import Sandbox
+from gradekit.sandbox.settings import Limits
 
 pytestmark = [
     pytest.mark.skipif(bwrap_path() is None or os.geteuid() != 0, reason="the fork server needs bwrap and root"),
@@ -161,11 +164,10 @@ print("FACTS", json.dumps({"uid": os.getuid(), "caps": status["CapEff"].strip(),
 def test_the_course_kernel_settings_reach_the_kernel(tmp_path: Path, fork: bool):
     """nbgrader_config.py's `Execute.extra_arguments` (plain tracebacks: IPython's default parses every
     frame's source file, ~85 ms an error) apply to gradekit's kernels as to nbgrader's own."""
-    from gradekit.course import REPO_ROOT, Course
-    from gradekit.grade import execute_settings
-    from gradekit.nbgrader_steps import course_config
+    from gradekit.course.directory import REPO_ROOT, Course
+    from gradekit.grading.run import execute_settings
 
-    settings = execute_settings(course_config(Course(REPO_ROOT)))
+    settings = execute_settings(Course(REPO_ROOT).config())
     assert "--InteractiveShell.xmode=Plain" in settings["extra_arguments"]
     sandbox = Sandbox(tmp_path / "runs", Limits(timeout=60), True, ["torch"], settings, fork=fork)
     (tmp_path / "runs").mkdir()

@@ -24,9 +24,9 @@ import pytest
 from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
-from gradekit import authoring
-from gradekit.course import REPO_ROOT, Course
-from gradekit.safe_text import NeutralizeStudentContent, neutralize_autograded
+from gradekit.authoring import notebooks as authoring
+from gradekit.course.directory import REPO_ROOT, Course
+from gradekit.course.safe_text import NeutralizeStudentContent, neutralize_autograded
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 from tiny_course import LAB, NOTEBOOK, SOLUTION, TESTS  # noqa: E402
@@ -199,7 +199,7 @@ AUTOGRADE_CONFIG = """
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern,
                                     LimitOutput, SaveAutoGrades)
-from gradekit.safe_text import NeutralizeStudentContent
+from gradekit.course.safe_text import NeutralizeStudentContent
 c.Autograde.autograde_preprocessors = [Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
                                        NeutralizeStudentContent]

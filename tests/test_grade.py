@@ -12,10 +12,11 @@ import pytest
 from hostile.tiny_course import LAB, build_tiny_course, submit_source
 from nbgrader.api import Gradebook
 
-from gradekit.course import Course
-from gradekit.exits import UsageError
-from gradekit.grade import GRADED, INVALID, MISSING, check_stagers, grade_lab
-from gradekit.sandbox import Limits
+from gradekit.course.directory import Course
+from gradekit.course.exits import UsageError
+from gradekit.course.status import Status
+from gradekit.grading.run import check_stagers, grade_lab
+from gradekit.sandbox.settings import Limits
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def test_status_lines_exit_code_and_status_json(graded):
     status = json.loads((course.root / "reports" / LAB / "status.json").read_text())
     assert status["lab"] == LAB and status["sandboxed"] is True
     by_student = {s["student"]: s for s in status["students"]}
-    assert {s: by_student[s]["status"] for s in CLASS} == {s: GRADED for s in CLASS}
+    assert {s: by_student[s]["status"] for s in CLASS} == {s: Status.GRADED for s in CLASS}
     assert by_student["blank"]["score"] == 0 and by_student["full"]["max_score"] == 3
     assert set(by_student["full"]) == {"student", "status", "reason", "repairs", "flags", "score",
                                       "max_score", "seconds", "judge_seconds", "judge_cpu"}
@@ -84,7 +85,7 @@ def test_rerun_is_idempotent_and_keeps_manual_grades(graded):
         gb.db.commit()
     before = _cell_scores(course)
     run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=60), progress=io.StringIO())
-    assert [s.status for s in run.students] == [GRADED] * 3
+    assert [s.status for s in run.students] == [Status.GRADED] * 3
     assert _cell_scores(course) == before
     assert _scores(course)["wrong"] == (1.5, 3.0)
 
@@ -101,9 +102,9 @@ def test_invalid_and_missing_students_are_reported(tmp_path):
                     progress=io.StringIO())
     statuses = {s.student: s for s in run.students}
     assert not run.sandboxed and not run.all_graded
-    assert statuses["ok"].status == GRADED and statuses["ok"].score == 3.0
-    assert statuses["broken"].status == INVALID and statuses["broken"].reason
-    assert statuses["absent"].status == MISSING
+    assert statuses["ok"].status == Status.GRADED and statuses["ok"].score == 3.0
+    assert statuses["broken"].status == Status.INVALID and statuses["broken"].reason
+    assert statuses["absent"].status == Status.MISSING
     assert broken.read_text() == "{not json"
 
 
@@ -121,7 +122,8 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     """A machine without bwrap: limits only, a loud warning, and status.json says sandboxed: false."""
     import argparse
 
-    from gradekit import grade, sandbox
+    from gradekit.commands import grade
+    from gradekit.sandbox import bwrap as sandbox
 
     course = build_tiny_course(tmp_path / "course")
     submit_source(course, "full", CLASS["full"])
@@ -135,13 +137,13 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err
     status = json.loads((course.root / "reports" / LAB / "status.json").read_text())
     assert status["sandboxed"] is False
-    assert [(s["student"], s["status"], s["score"]) for s in status["students"]] == [("full", GRADED, 3.0)]
+    assert [(s["student"], s["status"], s["score"]) for s in status["students"]] == [("full", Status.GRADED, 3.0)]
 
 
 def test_several_stagers_share_the_class_and_score_like_plain_nbgrader(graded, tmp_path, monkeypatch):
     """`--stagers 2`: both processes stage (staging only reads the private gradebook copy), and every
     student gets plain nbgrader's score."""
-    from gradekit.nbgrader_steps import StepsWorker
+    from gradekit.grading.nbgrader_worker import StepsWorker
 
     _, plain, _ = graded
     course = build_tiny_course(tmp_path / "course")
@@ -158,7 +160,7 @@ def test_several_stagers_share_the_class_and_score_like_plain_nbgrader(graded, t
 
     monkeypatch.setattr(StepsWorker, "run", recording_run)
     run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=60), progress=io.StringIO(), stagers=2)
-    assert all(s.status == GRADED for s in run.students), run.students
+    assert all(s.status == Status.GRADED for s in run.students), run.students
     assert sorted(staged_by) == sorted(CLASS) and len(set(staged_by.values())) == 2, staged_by
     assert _scores(course) == _scores(plain) and _cell_scores(course) == _cell_scores(plain)
 

@@ -22,10 +22,11 @@ import nbformat
 import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, SOLUTION, TESTS, submit_source
 
-from gradekit import authoring, grade
-from gradekit.course import REPO_ROOT, Course
-from gradekit.exits import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from gradekit.sandbox import bwrap_path
+from gradekit.authoring import notebooks as authoring
+from gradekit.course.directory import REPO_ROOT, Course
+from gradekit.course.exits import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from gradekit.grading import run as grade
+from gradekit.sandbox.bwrap import bwrap_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade_runs")]
 RIGHT = "def double(x):\n    return x * 2\n"
@@ -214,7 +215,7 @@ def _answers() -> dict[str, str]:
 
 
 def test_merged_answer_cells_keep_their_definitions(tmp_path):
-    from gradekit.repair import prepare_submission
+    from gradekit.staging.repair import prepare_submission
 
     release = nbformat.read(RELEASE_LAB1, as_version=4)
     answers = _answers()
@@ -238,7 +239,7 @@ def test_merged_answer_cells_keep_their_definitions(tmp_path):
 
 
 def test_a_deleted_answer_still_gets_its_stub(tmp_path):
-    from gradekit.repair import prepare_submission
+    from gradekit.staging.repair import prepare_submission
 
     release = nbformat.read(RELEASE_LAB1, as_version=4)
     nb = nbformat.from_dict(release)
@@ -252,7 +253,7 @@ def test_a_deleted_answer_still_gets_its_stub(tmp_path):
 
 
 def test_a_moved_answer_is_put_back_before_its_test(tmp_path):
-    from gradekit.repair import prepare_submission
+    from gradekit.staging.repair import prepare_submission
 
     release = nbformat.read(RELEASE_LAB1, as_version=4)
     nb = nbformat.from_dict(release)
@@ -271,14 +272,14 @@ def _marks_through_the_judge(nb: nbformat.NotebookNode) -> dict[str, tuple[float
     import json as json_module
     from dataclasses import asdict
 
-    from gradekit import corpus
+    from gradekit.proof import corpus
 
     source = {_grade_id(c): c.source for c in nbformat.read(SOURCE_LAB1, as_version=4).cells if _grade_id(c)}
     cells = [asdict(c) for c in corpus.code_cells(nb)]
     for cell in cells:
         if cell["is_test"] or cell["is_locked"]:
             cell["source"] = source[cell["grade_id"]]
-    script = ("import json, sys\nfrom gradekit import corpus\ncorpus._import_heavy_modules()\n"
+    script = ("import json, sys\nfrom gradekit.proof import corpus\ncorpus._import_heavy_modules()\n"
               "cells, timeout = json.loads(sys.stdin.read())\nprint(json.dumps(corpus.fork_and_grade(cells, timeout)))")
     done = subprocess.run([sys.executable, "-c", script], input=json_module.dumps([cells, 120.0]),
                           capture_output=True, text=True, check=True, timeout=300)
@@ -288,7 +289,7 @@ def _marks_through_the_judge(nb: nbformat.NotebookNode) -> dict[str, tuple[float
 
 @pytest.mark.parametrize("how", ["merged", "moved"])
 def test_merged_and_moved_answers_keep_full_marks(tmp_path, how):
-    from gradekit.repair import prepare_submission
+    from gradekit.staging.repair import prepare_submission
 
     release = nbformat.read(RELEASE_LAB1, as_version=4)
     answers = _answers()

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from gradekit.course import REPO_ROOT, Course
+from gradekit.course.directory import REPO_ROOT, Course
 from tests.conftest import fill_release
 
 REPO = Course(REPO_ROOT)

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from gradekit import judge as judge_module
-from gradekit.authoring import CHECKS_PATH
-from gradekit.judge import Judge, judged_outputs, kernel_notebook, strip_hidden_tests
+from gradekit.authoring.notebooks import CHECKS_PATH
+from gradekit.course.cells import NBGRADER_DEFAULTS
+from gradekit.judge import driver as driver_module
+from gradekit.judge import judge as judge_module
+from gradekit.judge.driver import judged_outputs, kernel_notebook
+from gradekit.judge.judge import Judge
 from gradekit.untrusted import wire
 from gradekit.untrusted.bridge import Bridge
 
@@ -234,7 +237,7 @@ def test_the_kernel_gets_no_hidden_test_line():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HIDDEN_CELL)])
     sent = kernel_notebook(nb)
     assert "secret_marker" not in json.dumps(sent) and "secret_marker" in nb.cells[0].source
-    assert strip_hidden_tests(HIDDEN_CELL) == "visible()\nafter()"
+    assert NBGRADER_DEFAULTS.strip_hidden(HIDDEN_CELL) == "visible()\nafter()"
 
 
 def test_only_the_verdict_decides_a_test_cell():
@@ -250,9 +253,9 @@ def test_only_the_verdict_decides_a_test_cell():
 
 
 def test_malformed_kernel_outputs_are_rebuilt_or_dropped():
-    assert judge_module.clean_output("not a dict") is None
-    assert judge_module.clean_output({"output_type": "stream", "name": "evil", "text": ["a", 1, "b"]}).text == "ab"
-    error = judge_module.clean_output({"output_type": "error", "ename": 5, "evalue": "x" * 10000,
+    assert driver_module.clean_output("not a dict") is None
+    assert driver_module.clean_output({"output_type": "stream", "name": "evil", "text": ["a", 1, "b"]}).text == "ab"
+    error = driver_module.clean_output({"output_type": "error", "ename": 5, "evalue": "x" * 10000,
                                        "traceback": "no"})
     assert error.ename == "" and len(error.evalue) == 5000 and error.traceback == []
-    assert judge_module.clean_output({"output_type": "display_data", "data": "x"}) is None
+    assert driver_module.clean_output({"output_type": "display_data", "data": "x"}) is None

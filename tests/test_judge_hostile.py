@@ -25,9 +25,10 @@ from hostile.tiny_course import (
     submit_source,
 )
 
-from gradekit.__main__ import main as gradekit_main
-from gradekit.grade import grade_lab
-from gradekit.sandbox import Limits, bwrap_path
+from gradekit.commands import main as gradekit_main
+from gradekit.grading.run import grade_lab
+from gradekit.sandbox.bwrap import bwrap_path
+from gradekit.sandbox.settings import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap not installed"),
               pytest.mark.xdist_group("judge_hostile")]  # the module fixture is built once, on one worker

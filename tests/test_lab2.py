@@ -17,8 +17,8 @@ import nbformat
 import pytest
 from test_corpus import fork_in_fresh_worker
 
-from gradekit import corpus
-from gradekit.course import REPO_ROOT
+from gradekit.course.directory import REPO_ROOT
+from gradekit.proof import corpus
 
 NOTEBOOK = REPO_ROOT / "source" / "lab2" / "lab2_pytorch_logistic_regression.ipynb"
 CORPUS = REPO_ROOT / "tests" / "corpus" / "lab2"

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 import torch
 
-from gradekit import corpus
-from gradekit.course import REPO_ROOT
+from gradekit.course.directory import REPO_ROOT
+from gradekit.proof import corpus
 from tests.conftest import solution_text
 
 NOTEBOOK = REPO_ROOT / "source" / "lab3" / "lab3_softmax_regression.ipynb"
@@ -157,7 +157,7 @@ PRECISION_AS_RECALL = ("counts = (y_pred[:, None] == classes)", "counts = (y_tru
 def fork_in_fresh_worker(cells: list[dict], timeout: float = 120.0) -> dict:
     """corpus.fork_and_grade in a new process, as in tests/test_corpus.py (forking pytest itself would share
     its threads and filters)."""
-    script = ("import json, sys\nfrom gradekit import corpus\ncorpus._import_heavy_modules()\n"
+    script = ("import json, sys\nfrom gradekit.proof import corpus\ncorpus._import_heavy_modules()\n"
               "cells, timeout = json.loads(sys.stdin.read())\nprint(json.dumps(corpus.fork_and_grade(cells, timeout)))")
     done = subprocess.run([sys.executable, "-c", script], input=json.dumps([cells, timeout]),
                           capture_output=True, text=True, check=True, timeout=300)

@@ -10,8 +10,8 @@ import sys
 import nbformat
 import pytest
 
-from gradekit.authoring import CHECKS_GRADE_ID, CHECKS_PATH
-from gradekit.course import REPO_ROOT, Course
+from gradekit.authoring.notebooks import CHECKS_GRADE_ID, CHECKS_PATH
+from gradekit.course.directory import REPO_ROOT, Course
 from tests.conftest import error_and_stderr_outputs, execute_notebook
 
 REPO = Course(REPO_ROOT)
@@ -39,7 +39,7 @@ def test_checks_cell_is_notebook_checks_verbatim(lab):
     cell = cells[CHECKS_GRADE_ID]
     assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["solution"]
     assert cell.source.strip() == CHECKS_PATH.read_text().strip(), (
-        f"{lab}: the checks cell differs from gradekit/notebook_checks.py; rebuild the cell from the module")
+        f"{lab}: the checks cell differs from gradekit/authoring/checks_cell.py; rebuild the cell from the module")
 
 
 @pytest.mark.parametrize("lab", LABS)

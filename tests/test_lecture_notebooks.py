@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from gradekit.course import REPO_ROOT
+from gradekit.course.directory import REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 # Cells tagged like this hold the results a reader compares (e.g. the two models' parameters);

@@ -12,12 +12,12 @@ import nbformat
 import pytest
 from nbgrader.utils import parse_utc
 
-from gradekit import collect
-from gradekit.authoring import answer, markdown, write_notebook
-from gradekit.course import Course
-from gradekit.lms.identity import lms_student_id, read_roster
-from gradekit.lms.layouts import gradescope_metadata
-from gradekit.safe_text import is_safe_student_id
+from gradekit.authoring.notebooks import answer, markdown, write_notebook
+from gradekit.course.directory import Course
+from gradekit.course.roster import lms_student_id, read_roster
+from gradekit.course.safe_text import is_safe_student_id
+from gradekit.intake import collect
+from gradekit.intake.layouts import gradescope_metadata
 
 LAB = "lab1"
 NOTEBOOK = "lab1_logistic_regression"

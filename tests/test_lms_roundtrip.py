@@ -19,11 +19,12 @@ import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, SECRET_MARKER, build_tiny_course, submission
 from nbgrader.api import Gradebook
 
-from gradekit import collect
-from gradekit.grade import INVALID, grade_lab, write_status
-from gradekit.lms.export import export_feedback, export_grades
-from gradekit.lms.gradebook import record_ungradable
-from gradekit.sandbox import Limits
+from gradekit.course.status import Status, write_status
+from gradekit.delivery.lms_export import export_feedback, export_grades
+from gradekit.grading.run import grade_lab
+from gradekit.intake import collect
+from gradekit.sandbox.settings import Limits
+from gradekit.scoring.ungradable import record_ungradable
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lms_roundtrip")]
 
@@ -54,8 +55,8 @@ def grade(course, students: list[str] | None = None) -> dict:
     run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=120), progress=io.StringIO(),
                     students=students)
     write_status(course, run, partial=students is not None)
-    for status in run.students:  # the call grade.py makes for INVALID students (see gradekit.lms.gradebook)
-        if status.status == INVALID:
+    for status in run.students:  # the call grade.py makes for Status.INVALID students (see gradekit.scoring.late)
+        if status.status == Status.INVALID:
             record_ungradable(course, LAB, status.student, status.reason)
     return {s.student: s for s in run.students}
 
@@ -129,7 +130,7 @@ def test_late_work_gets_nbgrader_penalty_and_the_extension_removes_it(trip):
 
 def test_invalid_resubmission_replaces_the_old_score_with_zero_and_the_reason(trip):
     course, first, first_scores, second, written, zips = trip
-    assert first_scores["105"] == 3.0 and second["105"].status == INVALID
+    assert first_scores["105"] == 3.0 and second["105"].status == Status.INVALID
     assert gradebook_points(course)["105"] == 0.0
     assert not (course.autograded / "105" / LAB).exists()  # the stale notebook moved to the history
     history = course.root / "reports" / LAB / "collect-history" / "105"

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gradekit.lms.export import _lab_result, canvas_columns, feedback_name
-from gradekit.lms.gradebook import PenaltyPerDay, _parse_due
-from gradekit.lms.identity import Identity, read_roster
+from gradekit.course.roster import Identity, read_roster
+from gradekit.course.status import StudentStatus
+from gradekit.delivery.lms_export import _lab_result, canvas_columns, feedback_name
+from gradekit.scoring.late import PenaltyPerDay, _parse_due
 
 
 def test_due_dates_with_zones_and_without():
@@ -37,7 +38,8 @@ def test_penalty_per_started_day_is_capped_by_the_score():
     ((0.0, 0.0, False, True), None, None, "blank", (None, "not graded yet", "collected, not graded yet")),
 ])
 def test_each_student_lab_result(submission, status, ungradable, missing, expected):
-    result = _lab_result(submission, status, ungradable, missing)
+    entry = StudentStatus.from_dict({"student": "s1", **status}) if status is not None else None
+    result = _lab_result(submission, entry, ungradable, missing)
     assert (result.score, result.status, result.reason) == expected
 
 

@@ -32,15 +32,17 @@ import pytest
 from nbgrader.api import Gradebook
 from sqlalchemy import create_engine, inspect, text
 
-from gradekit import authoring
-from gradekit.__main__ import main as gradekit_main
-from gradekit.course import REPO_ROOT, Course
-from gradekit.demo import write_lms_zip
-from gradekit.exits import UsageError
-from gradekit.grade import GRADED, grade_lab, sanitize_api
-from gradekit.gradebook import private_copy
-from gradekit.release import release_lab
-from gradekit.sandbox import Limits
+from gradekit.authoring import notebooks as authoring
+from gradekit.authoring.release import release_lab
+from gradekit.commands import main as gradekit_main
+from gradekit.course.directory import REPO_ROOT, Course
+from gradekit.course.exits import UsageError
+from gradekit.course.gradebook import private_copy
+from gradekit.course.status import Status
+from gradekit.grading.run import grade_lab
+from gradekit.proof.demo import write_lms_zip
+from gradekit.sandbox.settings import Limits
+from gradekit.staging.sanitize import sanitize_api
 
 sys.path.insert(0, str(Path(__file__).parent / "hostile"))
 from tiny_course import NOTEBOOK, SOLUTION, TESTS  # noqa: E402
@@ -315,8 +317,8 @@ def test_postgres_gradebook_gives_the_same_grades_as_sqlite(tmp_path, postgres):
             collect(course, lab)
     grade_at_once({"tiny": pg, "tiny2": pg_second})
     sqlite_status = {lab: grade_in_process(sqlite, lab) for lab in LABS}
-    assert sqlite_status == {"tiny": {"good": (GRADED, 3.0), "wrong": (GRADED, 0.0)},
-                             "tiny2": {"good": (GRADED, 3.0), "wrong": (GRADED, 0.0)}}
+    assert sqlite_status == {"tiny": {"good": (Status.GRADED, 3.0), "wrong": (Status.GRADED, 0.0)},
+                             "tiny2": {"good": (Status.GRADED, 3.0), "wrong": (Status.GRADED, 0.0)}}
     grade_by_hand_in_formgrader(pg)
     grade_by_hand_in_api(sqlite)
 
@@ -353,9 +355,7 @@ def test_sanitizing_never_writes_the_server_gradebook(tmp_path, postgres):
     shutil.copy(course.release / "tiny" / f"{NOTEBOOK}.ipynb", submission)
     copy_url = private_copy(course, staging / "gradebook-copy.db")
 
-    from gradekit.grade import course_config
-
-    outcome = sanitize_api(course_config(course), staging).autograde("tiny", "newcomer", force=True, create=True)
+    outcome = sanitize_api(course.config(), staging).autograde("tiny", "newcomer", force=True, create=True)
     assert outcome["success"], outcome.get("log")
     assert (staging / "sanitized" / "newcomer" / "tiny" / f"{NOTEBOOK}.ipynb").exists()
     assert snapshot() == before  # not a row changed on the server
@@ -383,7 +383,8 @@ def test_several_scorers_write_a_server_gradebook_at_once(tmp_path, postgres, mo
     for name, course in (("pg", pg), ("sqlite", sqlite)):
         names = student_names(course, "tiny")
         assert {names[s.student]: (s.status, s.score) for s in runs[name].students} == {
-            f"{kind}{n}": (GRADED, 3.0 if kind == "good" else 0.0) for kind in ("good", "wrong") for n in range(3)}
+            f"{kind}{n}": (Status.GRADED, 3.0 if kind == "good" else 0.0)
+            for kind in ("good", "wrong") for n in range(3)}
         with Gradebook(course.db_url) as gb:
             results[name] = sorted((names[s.student.id], g.name, g.auto_score, g.needs_manual_grade)
                                    for s in gb.assignment_submissions("tiny") for g in s.notebooks[0].grades)

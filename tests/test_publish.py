@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from gradekit.course import REPO_ROOT, Course
-from gradekit.publish import PublishSettings, badge_urls, lab_path, lecture_path, load_settings, publish
+from gradekit.authoring.publish import PublishSettings, badge_urls, lab_path, lecture_path, load_settings, publish
+from gradekit.course.directory import REPO_ROOT, Course
 
 REPO = Course(REPO_ROOT)
 SETTINGS = load_settings(REPO_ROOT)

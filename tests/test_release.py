@@ -8,7 +8,7 @@ import shutil
 import nbformat
 import pytest
 
-from gradekit.course import REPO_ROOT, Course
+from gradekit.course.directory import REPO_ROOT, Course
 from tests.conftest import build_course, fill_release
 
 REPO = Course(REPO_ROOT)

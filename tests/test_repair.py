@@ -16,9 +16,9 @@ from submissions.broken import BROKEN, huge_outputs
 from submissions.tiny_lab import LAB, NOTEBOOK, build_tiny_course, release_notebook, solution_text, solved_notebook
 from submissions.transforms import TRANSFORMS, strip_nbgrader, write_all, write_submission
 
-from gradekit.course import REPO_ROOT, Course
-from gradekit.integrity import find_tampering, notebook_flags
-from gradekit.repair import InvalidSubmission, prepare_submission
+from gradekit.course.directory import REPO_ROOT, Course
+from gradekit.staging.integrity import find_tampering, notebook_flags
+from gradekit.staging.repair import InvalidSubmission, prepare_submission
 
 pytestmark = pytest.mark.xdist_group("repair")  # one worker builds the tiny course once
 

@@ -15,9 +15,10 @@ from nbgrader.api import Gradebook
 from submissions.graded import graded_tiny_course
 from submissions.tiny_lab import LAB, NOTEBOOK
 
-from gradekit.__main__ import main as gradekit_main
-from gradekit.course import Course
-from gradekit.report import PASS_SHARE, LabSummary, _status_section, histogram_figure, normalise_message
+from gradekit.commands import main as gradekit_main
+from gradekit.course.directory import Course
+from gradekit.course.status import StudentStatus
+from gradekit.delivery.report import PASS_SHARE, LabSummary, _status_section, histogram_figure, normalise_message
 
 STATUS = {"lab": LAB, "sandboxed": True, "students": [
     {"student": "good", "status": "graded", "reason": "", "repairs": [], "flags": [], "score": 5,
@@ -203,7 +204,7 @@ def test_long_repair_lists_are_summarised_and_folded():
     status = [{"student": f"s{i:03}", "status": "graded", "flags": [],
                "repairs": [f"test cell 'test_{i % 7}' was deleted: re-inserted it from the release",
                            *(["cell 3: nbgrader metadata restored (by grade id)"] * (i % 2))]} for i in range(40)]
-    summary = LabSummary("lab9", status=status)
+    summary = LabSummary("lab9", status={s["student"]: StudentStatus.from_dict(s) for s in status})
     section = _status_section(summary, [s["student"] for s in status])
     text = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", section)))
     assert "60 repair(s) in 40 submission(s)" in text

@@ -13,8 +13,8 @@ import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbgrader.utils import compute_checksum
 
-from gradekit import authoring
-from gradekit.safe_text import (
+from gradekit.authoring import notebooks as authoring
+from gradekit.course.safe_text import (
     ZWSP,
     NeutralizeStudentContent,
     csv_safe,
@@ -230,7 +230,7 @@ def test_is_an_nbgrader_preprocessor():
 
 
 def test_collect_report_neither_prints_escapes_nor_writes_formulas(tmp_path, capsys):
-    from gradekit.collect import Found, plan, print_report, write_report
+    from gradekit.intake.collect import Found, plan, print_report, write_report
 
     hostile = "=HYPERLINK(\"evil\",\"x\")\x1b[2J\x1b]0;pwned\x07\rok\u202e.ipynb"
     files = [Found(f"alice/{hostile}", b"{}", None), Found(f"\u202e\x07!!/{hostile}", b"{}", None),
@@ -251,7 +251,7 @@ def test_collect_report_neither_prints_escapes_nor_writes_formulas(tmp_path, cap
 
 
 def test_grades_csv_quotes_student_ids(tmp_path):
-    from gradekit.report import LabSummary, write_grades_csv
+    from gradekit.delivery.report import LabSummary, write_grades_csv
 
     path = tmp_path / "grades.csv"
     write_grades_csv(path, ['=HYPERLINK("http://evil","x")'], {"lab1": LabSummary("lab1")})
@@ -260,7 +260,7 @@ def test_grades_csv_quotes_student_ids(tmp_path):
 
 
 def test_feedback_messages_lose_every_escape_sequence():
-    from gradekit.feedback import clean
+    from gradekit.delivery.feedback import clean
 
     assert clean("Error: \x1b]0;pwned\x07bad\x1b[31m red\x1b[0m\r\nnext\u202e") == "Error: bad red\nnext"
 
@@ -270,6 +270,6 @@ def test_feedback_messages_lose_every_escape_sequence():
     ("=HYPERLINK(1)", False), ("-rf", False), ("x\x1b[2J", False), ("", False), ("a" * 200, False),
 ])
 def test_safe_student_ids(student, safe):
-    from gradekit.safe_text import is_safe_student_id
+    from gradekit.course.safe_text import is_safe_student_id
 
     assert is_safe_student_id(student) is safe

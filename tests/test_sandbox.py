@@ -12,9 +12,11 @@ import nbformat
 import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, SECRET_MARKER, build_tiny_course, hostile_source, submit_source
 
-from gradekit import sandbox
-from gradekit.grade import CRASHED, GRADED, TIMED_OUT, grade_lab
-from gradekit.sandbox import Limits, bwrap_path
+from gradekit.course.status import Status
+from gradekit.grading.run import grade_lab
+from gradekit.sandbox import bwrap as sandbox
+from gradekit.sandbox.bwrap import bwrap_path
+from gradekit.sandbox.settings import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap not installed")]
 
@@ -108,7 +110,7 @@ def test_batch_goes_on_and_honest_students_keep_full_marks(hostile_class):
     assert run.sandboxed
     for student in ("honest", "zz_honest"):
         status = _status(run, student)
-        assert (status.status, status.score, status.max_score) == (GRADED, 3.0, 3.0)
+        assert (status.status, status.score, status.max_score) == (Status.GRADED, 3.0, 3.0)
     assert {s.student for s in run.students} == {"honest", "zz_honest", *HOSTILE}
 
 
@@ -143,7 +145,7 @@ def test_fork_bomb_is_capped_and_leaves_no_process(hostile_class):
 def test_memory_hog_loses_the_points(hostile_class):
     course, run, _, _ = hostile_class
     status = _status(run, "memory_hog")
-    assert status.status in (GRADED, CRASHED) and status.score == 0
+    assert status.status in (Status.GRADED, Status.CRASHED) and status.score == 0
     assert "MemoryError" in _outputs(course, "memory_hog")
 
 
@@ -160,13 +162,13 @@ def test_the_executor_cannot_be_killed_from_the_notebook(hostile_class):
     _, run, _, _ = hostile_class
     status = _status(run, "kill_parent")
     if os.geteuid() == 0:
-        assert (status.status, status.score, status.max_score) == (GRADED, 3.0, 3.0), status
+        assert (status.status, status.score, status.max_score) == (Status.GRADED, 3.0, 3.0), status
     else:
-        assert (status.status, status.score) == (CRASHED, 0.0), status
+        assert (status.status, status.score) == (Status.CRASHED, 0.0), status
 
 
 @pytest.mark.parametrize(("student", "expected"), [
-    ("infinite_loop", TIMED_OUT), ("exit_kernel", CRASHED), ("segfault", CRASHED)])
+    ("infinite_loop", Status.TIMED_OUT), ("exit_kernel", Status.CRASHED), ("segfault", Status.CRASHED)])
 def test_killed_notebooks_are_reported_with_zero(hostile_class, student, expected):
     course, run, _, _ = hostile_class
     status = _status(run, student)

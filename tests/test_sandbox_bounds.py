@@ -10,9 +10,11 @@ import nbformat
 import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, build_tiny_course, submit_source
 
-from gradekit import sandbox_limits
-from gradekit.grade import CRASHED, GRADED, grade_lab
-from gradekit.sandbox import Limits, bwrap_path
+from gradekit.course.status import Status
+from gradekit.grading.run import grade_lab
+from gradekit.sandbox import limits as sandbox_limits
+from gradekit.sandbox.bwrap import bwrap_path
+from gradekit.sandbox.settings import Limits
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sandbox_bounds"),
               pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap not installed")]
@@ -79,7 +81,7 @@ def test_honest_students_keep_full_marks(bounded_class):
     _, run, _ = bounded_class
     for student in ("honest", "zz_honest"):
         status = _status(run, student)
-        assert (status.status, status.score) == (GRADED, 3.0), status
+        assert (status.status, status.score) == (Status.GRADED, 3.0), status
 
 
 @pytest.mark.skipif(sandbox_limits.mechanism().startswith("no writable cgroup"),
@@ -87,7 +89,7 @@ def test_honest_students_keep_full_marks(bounded_class):
 def test_processes_together_over_the_memory_limit_are_stopped(bounded_class):
     _, run, _ = bounded_class
     status = _status(run, "memory_together")
-    assert status.status == CRASHED and status.score == 0, status
+    assert status.status == Status.CRASHED and status.score == 0, status
     assert "1800 MB" in status.reason or "killed" in status.reason, status.reason
 
 
@@ -106,6 +108,6 @@ def test_many_files_stop_at_the_disk_limit(bounded_class):
 def test_one_huge_output_is_cut_off_without_growing_the_grader(bounded_class):
     _, run, grader_growth_mb = bounded_class
     status = _status(run, "huge_output")
-    assert status.status == CRASHED and "MB of output at once" in status.reason, status
+    assert status.status == Status.CRASHED and "MB of output at once" in status.reason, status
     assert status.score == 0
     assert grader_growth_mb < 400, grader_growth_mb  # the grader read at most one capped message

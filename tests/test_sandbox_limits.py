@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gradekit import sandbox_limits
-from gradekit.sandbox_limits import SandboxGroup, mount_workdir, unmount_workdir
+from gradekit.sandbox import limits as sandbox_limits
+from gradekit.sandbox.limits import SandboxGroup, mount_workdir, unmount_workdir
 
 needs_cgroup = pytest.mark.skipif(sandbox_limits._detect() is None, reason=sandbox_limits.mechanism())
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs workdir needs root")

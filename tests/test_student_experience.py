@@ -15,8 +15,8 @@ import warnings
 import nbformat
 import pytest
 
-from gradekit.course import REPO_ROOT, Course
-from gradekit.publish import load_settings, student_tree
+from gradekit.authoring.publish import load_settings, student_tree
+from gradekit.course.directory import REPO_ROOT, Course
 from tests.conftest import execute_notebook, solution_text
 
 REPO = Course(REPO_ROOT)

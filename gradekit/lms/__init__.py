@@ -1,9 +1,5 @@
-"""The course's round trip through its LMS: submissions in, grades and feedback out.
+"""Old import paths, kept so that existing course configs and scripts keep working.
 
-* `identity`: students are the LMS's user ids (names are for people); rosters.
-* `layouts`: what a file of a Canvas, Moodle, Blackboard, Gradescope or folder download says.
-* `gradebook`: due dates, extensions, late penalties and zeros for ungradable work, in nbgrader's gradebook.
-* `export`: Canvas and Moodle grade imports, a plain CSV, feedback zips for bulk upload.
-
-`gradekit collect` reads downloads; `python -m gradekit.lms grades|feedback|dates` writes the rest.
-"""
+Course configs name classes by path (`c.AssignLatePenalties.plugin_class = "gradekit.lms.gradebook.PenaltyPerDay"`),
+and `python -m gradekit.lms ...` was the documented command. The code now lives in `gradekit.scoring.late`
+and `gradekit.commands.lms`; use those names (and the `gradekit lms ...` command) in new configs."""

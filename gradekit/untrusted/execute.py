@@ -1,4 +1,4 @@
-"""The executor that runs one student notebook, started inside the sandbox by `gradekit.sandbox`.
+"""The executor that runs one student notebook, started inside the sandbox by `gradekit.sandbox.executors`.
 
 Run as a script (`python execute.py '<json settings>'`); it trusts nothing and nothing trusts it:
 everything it sends back is data that the grader parses under limits. Protocol:

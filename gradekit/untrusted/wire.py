@@ -1,7 +1,7 @@
 """The value codec of the judge's channel: plain data only, as JSON, never pickle.
 
 Both sides use it: the bridge in the student's kernel (`bridge.py`) and the trusted judge
-(`gradekit.judge`). What crosses the channel:
+(`gradekit.judge.judge`). What crosses the channel:
 
 - None, bool, int, str; floats (nan and inf tagged, JSON has none);
 - tensors as dtype, shape and raw bytes (with `requires_grad`, whether it is an

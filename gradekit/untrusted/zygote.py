@@ -1,6 +1,6 @@
 """The fork server: the lab's modules imported once, a fresh sandbox forked from it for each student.
 
-Started by `gradekit.sandbox.Zygote` inside a privileged bubblewrap (the same read-only view of the
+Started by `gradekit.sandbox.forked.Zygote` inside a privileged bubblewrap (the same read-only view of the
 system as a student's sandbox: no course, no network), as root with only the capabilities it needs
 to build a sandbox per student (CAP_SYS_ADMIN for namespaces and mounts, CAP_NET_ADMIN for the
 loopback, CAP_SETUID/CAP_SETGID to drop to the student's uid). It never runs student code itself:
@@ -53,7 +53,7 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SPOOL = "/spool"  # the grader's run directories, read-only; unmounted in each student's namespace
 WORKDIR = "/submission"
-NEW_TMP = "/.gradekit-tmp"  # an empty directory of the zygote's root (`gradekit.sandbox`) where /tmp is built
+NEW_TMP = "/.gradekit-tmp"  # an empty directory of the zygote's root (`gradekit.sandbox.executors`) where /tmp is built
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

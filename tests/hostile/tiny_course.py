@@ -9,8 +9,8 @@ from pathlib import Path
 
 import nbformat
 
-from gradekit import authoring
-from gradekit.course import REPO_ROOT, Course
+from gradekit.authoring import notebooks as authoring
+from gradekit.course.directory import REPO_ROOT, Course
 
 LAB = "tiny"
 NOTEBOOK = "tiny_double"

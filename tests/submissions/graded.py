@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from gradekit.course import Course
+from gradekit.course.directory import Course
 
 from .tiny_lab import LAB, NOTEBOOK, build_tiny_course, solved_notebook
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from gradekit.authoring import answer, checks_cell, code, markdown, readonly, tests, write_notebook, written
-from gradekit.course import REPO_ROOT, Course
+from gradekit.authoring.notebooks import answer, checks_cell, code, markdown, readonly, tests, write_notebook, written
+from gradekit.course.directory import REPO_ROOT, Course
 
 LAB = "tinylab"
 NOTEBOOK = "tinylab_functions"

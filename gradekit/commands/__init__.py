@@ -1,0 +1,72 @@
+"""The instructor's commands (`gradekit <command>`, `python -m gradekit <command>`): one module each.
+
+Each module has `add_arguments(parser)` and `main(args) -> int` and only reads arguments, checks them,
+calls the package that does the work and prints; errors become one line and an exit code here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from gradekit.course import exits
+from gradekit.course.safe_text import terminal_safe
+
+# command -> (module, one-line help). Each module has add_arguments(parser) and main(args) -> int.
+COMMANDS = {
+    "release": ("gradekit.commands.release", "regenerate release/ from source/ with nbgrader"),
+    "collect": ("gradekit.commands.collect", "place an LMS download or a folder of files into submitted/"),
+    "grade": ("gradekit.commands.grade", "grade submitted/ in parallel, sandboxed, into autograded/ and the gradebook"),
+    "feedback": ("gradekit.commands.feedback", "write an HTML feedback page per student, without hidden tests"),
+    "report": ("gradekit.commands.report", "write the instructor's report and grades.csv"),
+    "demo": ("gradekit.commands.demo", "release the labs and grade a demo class end to end"),
+    "bench": ("gradekit.commands.bench", "benchmark our grader against plain nbgrader autograde"),
+    "corpus": ("gradekit.commands.corpus", "grade the wheat/chaff corpora and print the kill table"),
+    "lms": ("gradekit.commands.lms", "grade files and feedback zips for the LMS; due dates"),
+    "publish": ("gradekit.commands.publish", "push the student repository (release notebooks, lectures, Colab badges)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gradekit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(module_name=module_name)
+        try:
+            importlib.import_module(module_name).add_arguments(sub)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+    args = parser.parse_args(argv)
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run one command: user errors and failures become one line and an exit code (see gradekit.course.exits)."""
+    where = f"gradekit {args.command}"
+    try:
+        return int(importlib.import_module(args.module_name).main(args) or 0)
+    except exits.UsageError as error:
+        print(f"{where}: error: {terminal_safe(str(error), 600)}", file=sys.stderr)
+        return exits.EXIT_USAGE
+    except exits.ToolFailure as error:
+        print(f"{where}: failed: {terminal_safe(str(error), 600)}", file=sys.stderr)
+        return exits.EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"\n{where}: interrupted; grades written so far are whole, run the command again to finish",
+              file=sys.stderr)
+        return exits.EXIT_INTERRUPTED
+    except Exception as error:  # a bug of ours: one line here, the traceback in a file
+        log = Path(tempfile.gettempdir()) / f"gradekit-{args.command}-error.log"
+        log.write_text(traceback.format_exc())
+        print(f"{where}: internal error ({type(error).__name__}: {terminal_safe(str(error), 300)}); "
+              f"details in {log}", file=sys.stderr)
+        return exits.EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Who a submission belongs to: the LMS's own user id, never a display name.
+
+A student id is what nbgrader stores and what names the folder `submitted/<id>/`. It is the
+LMS's id verbatim (Canvas user id, Moodle participant id, Blackboard user name, Gradescope SID or
+e-mail) when that id is a safe folder name (`gradekit.course.safe_text.SAFE_STUDENT_ID`), which every LMS
+id in practice is; an id that is not (spaces, `/`, non-ASCII) becomes `id-` + a hash of it, the
+same every time. Two students with the same display name have different LMS ids, so they stay two
+students; a name in any script is only ever displayed.
+
+A roster (Canvas gradebook export, Moodle grading worksheet, or a plain `id,name,email,...` CSV)
+adds names, e-mails, SIS ids and sections, and lists who did not submit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gradekit.course.safe_text import is_safe_student_id, terminal_safe
+
+MAX_ROSTER_BYTES = 20 * 2**20
+MAX_ROSTER_ROWS = 50_000
+MAX_FIELD_CHARS = 1000  # a name or an e-mail longer than this is not one: cut, never trusted as markup
+CANVAS_ASSIGNMENT_COLUMN = re.compile(r"^(?P<name>.+?)\s*\((?P<id>\d+)\)$")
+MOODLE_PARTICIPANT = re.compile(r"^\D*?(\d+)$")  # "Participant 123456" in any language
+
+
+def clean_field(text: object) -> str:
+    """A value from an LMS file: one line, no control or bidi characters, NFC, bounded."""
+    return terminal_safe(unicodedata.normalize("NFC", str(text or "")), MAX_FIELD_CHARS).strip()
+
+
+def lms_student_id(user: str) -> str | None:
+    """The nbgrader student id for an LMS user id; None for an empty id (never a guess)."""
+    user = unicodedata.normalize("NFC", user).strip()
+    if not user:
+        return None
+    if is_safe_student_id(user):
+        return user
+    # Not usable as a folder name: a fixed, collision-resistant id (collect also checks that no
+    # two different LMS ids of one run end up with the same student id).
+    return "id-" + hashlib.sha256(user.encode()).hexdigest()[:24]
+
+
+@dataclass
+class Identity:
+    """A student as the LMS knows them."""
+
+    lms: str  # canvas, moodle, blackboard, gradescope, folder, roster
+    user: str  # the LMS's own id, verbatim
+    name: str = ""  # display name, for people only
+    email: str = ""
+    sis_id: str = ""
+    login: str = ""
+    section: str = ""
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. the Moodle worksheet row, for re-export
+
+    @property
+    def student(self) -> str | None:
+        return lms_student_id(self.user)
+
+    def merged(self, other: Identity | None) -> Identity:
+        """This identity completed by `other` (a roster entry), whose names win: a download's name is a
+        file-name fragment (Canvas squashes "Smith, Jane" into "smithjane"), the roster's is the person's."""
+        if other is None:
+            return self
+        values = {key: getattr(other, key) or value for key, value in asdict(self).items()
+                  if key not in ("lms", "user", "extra")}
+        return Identity(self.lms, self.user, extra={**other.extra, **self.extra}, **values)
+
+
+@dataclass
+class Roster:
+    kind: str  # canvas, moodle, plain
+    students: dict[str, Identity]  # student id -> identity
+    columns: dict[str, str] = field(default_factory=dict)  # Canvas: assignment column header -> assignment id
+    header: list[str] = field(default_factory=list)  # Moodle worksheet: its columns, for re-export
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "columns": self.columns, "header": self.header,
+                "students": {sid: asdict(identity) for sid, identity in self.students.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Roster:
+        students = {sid: Identity(**{k: v for k, v in value.items() if k in Identity.__dataclass_fields__})
+                    for sid, value in data.get("students", {}).items()}
+        return cls(data.get("kind", "plain"), students, data.get("columns", {}), data.get("header", []))
+
+
+def _rows(path: Path) -> list[list[str]]:
+    raw = path.read_bytes()[:MAX_ROSTER_BYTES + 1]
+    if len(raw) > MAX_ROSTER_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_ROSTER_BYTES // 2**20} MB, not a roster")
+    text = raw.decode("utf-8-sig", errors="replace")  # Excel adds a BOM; a stray byte must not stop us
+    rows = []
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        rows.append([value[:MAX_FIELD_CHARS] for value in row[:500]])
+        if len(rows) > MAX_ROSTER_ROWS:
+            raise ValueError(f"{path}: more than {MAX_ROSTER_ROWS} rows, not a roster")
+    return rows
+
+
+def read_roster(path: Path) -> Roster:
+    """Read a Canvas gradebook export, a Moodle grading worksheet, or a plain id,name,... CSV."""
+    csv.field_size_limit(MAX_FIELD_CHARS * 10)
+    rows = _rows(path)
+    if not rows:
+        raise ValueError(f"{path}: empty")
+    header = [h.strip() for h in rows[0]]
+    lower = [h.lower() for h in header]
+
+    def column(row: list[str], *names: str) -> str:
+        for name in names:
+            if name.lower() in lower:
+                index = lower.index(name.lower())
+                return clean_field(row[index]) if index < len(row) else ""
+        return ""
+
+    students: dict[str, Identity] = {}
+    if "student" in lower and "id" in lower:  # Canvas gradebook export
+        columns = {h: m["id"] for h in header if (m := CANVAS_ASSIGNMENT_COLUMN.match(h))}
+        for row in rows[1:]:
+            name, user = column(row, "Student"), column(row, "ID")
+            # Canvas adds "Points Possible" (and sometimes a test student) rows without a user id.
+            if not user.isdigit() or name.strip().lower() == "points possible":
+                continue
+            identity = Identity("canvas", user, name, "", column(row, "SIS User ID"),
+                                column(row, "SIS Login ID"), column(row, "Section"))
+            students[identity.student] = identity
+        return Roster("canvas", students, columns)
+    if "identifier" in lower and "full name" in lower:  # Moodle: Assignment > Download grading worksheet
+        for row in rows[1:]:
+            match = MOODLE_PARTICIPANT.match(column(row, "Identifier"))
+            if not match:
+                continue
+            extra = {h: clean_field(v) for h, v in zip(header, row, strict=False)}
+            identity = Identity("moodle", match[1], column(row, "Full name"), column(row, "Email address"),
+                                column(row, "ID number"), column(row, "Username"), column(row, "Groups"), extra)
+            students[identity.student] = identity
+        return Roster("moodle", students, header=header)
+    if "id" in lower:  # plain: id,name,email,sis_id,section
+        for row in rows[1:]:
+            identity = Identity("roster", column(row, "id"), column(row, "name"), column(row, "email"),
+                                column(row, "sis_id"), column(row, "login"), column(row, "section"))
+            if identity.student:
+                students[identity.student] = identity
+        return Roster("plain", students)
+    raise ValueError(f"{path}: not a Canvas gradebook export (Student, ID, ...), a Moodle grading worksheet "
+                     "(Identifier, Full name, ...) or a CSV with an 'id' column")
+
+
+def roster_path(course_root: Path) -> Path:
+    return course_root / "reports" / "roster.json"
+
+
+def save_roster(course_root: Path, roster: Roster) -> Path:
+    path = roster_path(course_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(roster.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def load_roster(course_root: Path) -> Roster | None:
+    path = roster_path(course_root)
+    return Roster.from_json(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None

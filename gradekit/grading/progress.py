@@ -1,0 +1,36 @@
+"""What a grading run shows while it works: tqdm bars per phase, and one status line per student."""
+
+from __future__ import annotations
+
+from tqdm import tqdm
+
+from gradekit.course.safe_text import terminal_safe
+from gradekit.course.status import StudentStatus
+
+
+class Progress:
+    """tqdm bars over the three phases (staging, execution, scoring), one line each, counts and time left."""
+
+    def __init__(self, stream, total: int) -> None:
+        self.stream, self.total = stream, total
+        self.bars: list[tqdm] = []
+
+    def bar(self, phase: str, total: int) -> tqdm:
+        bar = tqdm(total=total, desc=f"{phase:<9}", unit="student", file=self.stream, position=len(self.bars),
+                   leave=True, dynamic_ncols=True, mininterval=0.25, disable=self.stream is None or total == 0)
+        self.bars.append(bar)
+        return bar
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def status_line(status: StudentStatus) -> str:
+    score = "" if status.score is None else f"{status.score:g}/{status.max_score:g}"
+    line = f"{terminal_safe(status.student, 60):<24} {status.status:<10} {score:>10}"
+    if status.reason:
+        line += f"  {terminal_safe(status.reason)}"
+    if status.flags:
+        line += f"  [flags: {terminal_safe('; '.join(status.flags))}]"
+    return line

@@ -1,0 +1,306 @@
+"""`python -m gradekit grade <lab>`: grade every submission, in parallel, sandboxed.
+
+How, and why scores equal plain `nbgrader autograde`:
+1. Stage: each `submitted/<student>/<lab>/` is copied (regular files only) into a private
+   staging dir and repaired there with `gradekit.staging.repair.prepare_submission`; submitted/ is
+   never written.
+2. Sanitize: nbgrader's own Autograde converter with its sanitize preprocessors (ClearOutput,
+   DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata) against a *copy* of
+   the gradebook, and no autograde preprocessors. Steps 1-2 run in nbgrader worker processes
+   (`gradekit.scoring.nbgrader_steps`; one, or one per 8 cores: `--stagers`) while notebooks execute.
+3. Execute (N at a time, untrusted): each sanitized notebook runs in a sandboxed executor
+   (`gradekit.sandbox.executors`) that drives nbgrader's own `Execute` preprocessor with the course's
+   settings, judged cell by cell by `gradekit.judge.judge` in this process. Each sandbox is forked
+   from a zygote that imported the lab's modules once (`gradekit/untrusted/zygote.py`).
+4. Score (in the first of those processes, the only gradebook writer on SQLite; one per 8 cores on a
+   server gradebook: `--scorers`; as each notebook finishes): nbgrader's
+   Autograde again, on the real gradebook, with `Execute` replaced by `LookupExecute`, which hands
+   back the notebook executed in step 3 after checking that it is the same notebook cell by
+   cell. Saving grades, late penalties and manual grades stay nbgrader's.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import nbformat
+import torch
+from nbgrader.preprocessors import Execute
+from traitlets.config import Config
+
+from gradekit.course.cells import Delimiters
+from gradekit.course.directory import Course
+from gradekit.course.exits import ToolFailure, UsageError, deferred_interrupts
+from gradekit.course.gradebook import private_copy
+from gradekit.course.safe_text import is_safe_student_id, terminal_safe
+from gradekit.course.status import Status, StatusFile, StudentStatus
+from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads, read_release
+from gradekit.grading.pool import execution_pool
+from gradekit.grading.progress import Progress
+from gradekit.judge.judge import import_for_judge, trusted_program
+from gradekit.sandbox.executors import ExecutionResult, RunningExecutor
+from gradekit.sandbox.launch import Sandbox
+from gradekit.sandbox.settings import Limits
+from gradekit.scoring.autograde import record_score
+from gradekit.scoring.ungradable import record_ungradable
+
+MIN_MEMORY_MB = 512
+LOCK_NAME = ".gradekit-grade.lock"  # in the course root: one grading run per course
+EXECUTE_SETTINGS = ("timeout", "interrupt_on_timeout", "raise_on_iopub_timeout", "error_on_timeout",
+                    "extra_arguments", "allow_errors", "startup_timeout", "iopub_timeout")
+
+
+@dataclass
+class GradeRun:
+    lab: str
+    sandboxed: bool
+    students: list[StudentStatus]
+    # Wall seconds per student of each phase (staging = copy + repair + sanitize, in one process;
+    # execution = the notebook in its sandbox, judge included, N at a time; judge = the judge's share
+    # of it; scoring = nbgrader's autograde, in one process) and of the whole run.
+    phases: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def all_graded(self) -> bool:
+        return bool(self.students) and all(s.status == Status.GRADED for s in self.students)
+
+    def status_file(self) -> StatusFile:
+        return StatusFile(self.lab, self.sandboxed, self.seconds, self.phases, {s.student: s for s in self.students})
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def execute_settings(config: Config) -> dict:
+    """The course's `Execute` settings, for the executor in the sandbox."""
+    execute = Execute(config=config)
+    return {name: getattr(execute, name) for name in EXECUTE_SETTINGS if execute.has_trait(name)}
+
+
+def warm_modules(nb: nbformat.NotebookNode) -> list[str]:
+    """Modules the lab imports (from its code cells), to import in a kernel before its notebook arrives."""
+    modules: list[str] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.append(node.module)
+    return list(dict.fromkeys(modules))
+
+
+# ---------------------------------------------------------------- staging
+
+
+# ---------------------------------------------------------------- execution pool
+
+
+# ---------------------------------------------------------------- the command
+
+
+def students_of(course: Course, lab: str) -> tuple[list[str], list[str]]:
+    """(students with a submission of `lab`, students known to the gradebook without one)."""
+    # A folder name that could carry markup or control characters is not a student id (nbgrader's
+    # formgrader shows ids unescaped): such a folder is left for the instructor to rename.
+    submitted = sorted(p.parent.name for p in course.submitted.glob(f"*/{lab}")
+                       if p.is_dir() and is_safe_student_id(p.parent.name))
+    known: list[str] = []
+    if course.has_gradebook():
+        with course.open_gradebook() as gb:
+            known = [s.id for s in gb.students]
+    return submitted, sorted(set(known) - set(submitted))
+
+
+def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
+    """Start one sandboxed kernel with the lab's imports before anything is graded (it then grades
+    the first notebook). If it cannot start, no student is touched: the run stops here."""
+    executor = sandbox.start()
+    try:
+        problem = executor.ready()
+    except BaseException:
+        executor.kill()
+        raise
+    if problem:
+        executor.kill()
+        message = (f"pre-flight failed: a sandboxed kernel with the lab's imports could not start ({problem}); "
+                   "no grade was written")
+        if limits.memory_mb < Limits.memory_mb:
+            raise UsageError(f"{message}. --memory {limits.memory_mb} MB is too little for the lab's imports "
+                             f"(the default is {Limits.memory_mb} MB)")
+        raise ToolFailure(message + ". Check that bubblewrap works (`bwrap --ro-bind / / true`) and the limits.")
+    return executor
+
+
+def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed: bool = True,
+              warm: bool = True, progress=sys.stderr, students: list[str] | None = None,
+              scheduler: str | None = None, scorers: int | None = None, stagers: int | None = None) -> GradeRun:
+    """Grade `lab` (every submission, or only `students`); gradebook records are written whole per student."""
+    scorers, stagers = check_scorers(course, scorers), check_stagers(stagers)
+    config = course.config()
+    submitted, missing = students_of(course, lab)
+    if students is not None:
+        unknown = sorted(set(students) - set(submitted))
+        if unknown:
+            raise UsageError(f"no submission of {lab} in {course.submitted} for: "
+                             f"{', '.join(terminal_safe(s, 60) for s in unknown)}")
+        submitted, missing = sorted(set(students)), []
+    release_nb = read_release(course, lab)
+    if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+        torch.set_num_threads(1)  # the judge's references are small: beside the notebooks, one thread
+    staging = Path(tempfile.mkdtemp(prefix=f"gradekit-{lab}-"))
+    bars = Progress(progress, len(submitted))
+    sandbox: Sandbox | None = None
+    steps: list[StepsWorker] = []
+    try:
+        sandbox = Sandbox(staging / "runs", limits, sandboxed, warm_modules(release_nb) if release_nb else [],
+                          execute_settings(config), fork=warm)
+        (staging / "runs").mkdir()
+        if submitted and scheduler is None:
+            sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
+        if submitted:  # nbgrader's passes, in their own processes: the first stagers also score
+            steps = [StepsWorker(course, lab, staging, f"nbgrader{n}" if n else "nbgrader")
+                     for n in range(max(stagers, scorers))]
+        private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
+        program = trusted_program(course.db_url, lab, course.notebook_name(lab))
+        delimiters = Delimiters.from_config(config)  # nbgrader's own: what the release hid, the kernel never gets
+        if submitted:
+            import_for_judge(program)  # while the zygote starts: the judge's first student then waits less
+        statuses = {student: StudentStatus(student, Status.MISSING, "no submission") for student in missing}
+        phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
+        # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
+        # grader error for that student, never a zero); here, locally, before any grade is written.
+        first = preflight(sandbox, limits) if submitted and scheduler is None else None
+        run_started = time.monotonic()
+        staging_bar, execution_bar = bars.bar("staging", len(submitted)), bars.bar("executing", len(submitted))
+        scoring_bar = bars.bar("scoring", len(submitted))
+        scoring = Scoring(steps[:scorers], course, lab, staging, statuses, phases, scoring_bar)
+        done = threading.Lock()
+
+        def on_done(student: str, result: ExecutionResult) -> None:
+            with done:
+                detail = f" ({terminal_safe(result.reason, 80)})" if result.status == Status.GRADER_ERROR else ""
+                execution_bar.set_postfix_str(f"{terminal_safe(student, 30)}: {result.status}{detail}",
+                                              refresh=False)
+                execution_bar.update(1)
+            scoring.submit(student, result)  # scored as soon as it is executed, while others run
+
+        # Local processes, or a Dask cluster with --scheduler (execution only: scoring stays here).
+        pool = execution_pool(sandbox, workers, warm, on_done, expected=len(submitted), program=program,
+                              first=first, scheduler=scheduler, sandboxed=sandboxed,
+                              delimiters=delimiters)
+        def stage_student(worker: StepsWorker, student: str) -> None:
+            began = time.monotonic()
+            answer = worker.run({"op": "stage", "student": student})
+            statuses[student] = status = StudentStatus(**answer["status"])
+            staging_bar.update(1)
+            if status.status == Status.GRADED and answer["notebook"]:
+                files = Path(answer["notebook"]).parent
+                pool.submit(student, files, nbformat.read(answer["notebook"], as_version=4))
+                phases["staging"].append(time.monotonic() - began)
+                return
+            with done:  # not executed: counted at once, so that the bars end at the number of students
+                execution_bar.update(1)
+                scoring_bar.update(1)
+
+        staging_run = WorkerThreads(steps[:stagers], stage_student)  # in order, one student per process at a time
+        try:
+            for student in submitted:
+                staging_run.submit(student)
+            staging_run.finish()
+            pool.close()  # every notebook executed (and handed to the scorer)
+        except BaseException:
+            staging_run.stop()  # the students in hand are staged; no other starts
+            pool.abort()
+            scoring.stop()  # the student in hand is written whole; no other starts
+            pool.close()
+            raise
+        scoring.finish()
+        for student in submitted:  # a worker that failed must not leave a student "graded"
+            if statuses[student].status == Status.GRADED and student not in scoring.results:
+                statuses[student].status, statuses[student].reason = Status.GRADER_ERROR, "grader error: not executed"
+        for student in submitted:  # an invalid (re)submission must not keep an earlier score
+            if statuses[student].status == Status.INVALID:
+                with deferred_interrupts():
+                    record_ungradable(course, lab, student, statuses[student].reason)
+                record_score(course, lab, statuses[student])  # 0 / max, as recorded
+        return GradeRun(lab, sandbox.sandboxed, [statuses[s] for s in sorted(statuses)], phases,
+                        time.monotonic() - run_started)
+    finally:
+        bars.close()
+        for worker in steps:
+            worker.close()
+        if sandbox is not None:
+            sandbox.close()
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def default_workers() -> int:
+    return (os.cpu_count() or 1) + 1
+
+
+def one_per_8_cores(cores: int | None = None) -> int:
+    """Processes for nbgrader's passes beside the notebooks: one per 8 cores, at least 1, at most 8 (a pass
+    takes ~0.15-0.45 s a notebook, executing it ~1.5 s: one process keeps up with about eight workers)."""
+    return max(1, min(8, (cores or os.cpu_count() or 1) // 8))
+
+
+def check_scorers(course: Course, scorers: int | None) -> int:
+    """How many processes score at once: one on SQLite (one writer at a time), and on a server gradebook
+    one per 8 cores (scoring a notebook takes ~0.3 s, executing it ~2 s: one scorer keeps up with 6-8
+    workers), at most 8."""
+    if scorers is None:
+        return 1 if course.is_sqlite else one_per_8_cores()
+    if scorers < 1:
+        raise UsageError(f"--scorers {scorers}: at least one process must score")
+    if scorers > 1 and course.is_sqlite:
+        raise UsageError(f"--scorers {scorers}: a SQLite gradebook takes one writer at a time; several scorers "
+                         "need a server gradebook (c.CourseDirectory.db_url, e.g. PostgreSQL: docs/scaling.md)")
+    return scorers
+
+
+def check_stagers(stagers: int | None) -> int:
+    """How many processes stage (copy, repair, sanitize) at once: `one_per_8_cores()` unless chosen."""
+    if stagers is None:
+        return one_per_8_cores()
+    if stagers < 1:
+        raise UsageError(f"--stagers {stagers}: at least one process must stage")
+    return stagers
+
+
+@contextmanager
+def course_lock(course: Course):
+    """One grading run per course at a time: a second run is told, and touches nothing."""
+    path = course.root / LOCK_NAME
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise UsageError(f"another grading run is using {course.root} (pid {holder}): wait for it to "
+                             "finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+

@@ -1,0 +1,130 @@
+"""`demo`: release the labs, then grade a small demo class end to end, as an instructor would.
+
+The demo class lives in its own course directory (build/demo, with its own gradebook), so
+it never mixes with real grades in the repository root. Per lab it has:
+  ada    the instructor's solution, typed into the student notebook
+  blank  the untouched student notebook
+  bob    one function wrong (the last answer cell of the lab)
+  cora   ada's notebook after a Colab round trip: nbgrader metadata lost, Colab metadata added
+  dan    a damaged file (truncated JSON)
+  eve    a correct notebook that also monkeypatches torch.allclose (flagged for the instructor)
+The files arrive as an LMS (Canvas-style) bulk download and go through `collect`, then
+`grade`, `feedback` and `report`.
+"""
+
+from __future__ import annotations
+
+import copy
+import zipfile
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_answer_cell
+from gradekit.course.collected import load_state
+from gradekit.course.directory import Course
+from gradekit.course.status import Status, StudentStatus
+from gradekit.course.status import read_status as status_file
+
+
+def solution_source(source: str, delimiters: Delimiters = NBGRADER_DEFAULTS) -> str:
+    return delimiters.without_delimiters(source)
+
+
+def answers(nb: NotebookNode) -> dict[str, NotebookNode]:
+    return {grade_id_of(c): c for c in nb.cells if is_answer_cell(c)}
+
+
+def with_answers(release: NotebookNode, sources: dict[str, str]) -> NotebookNode:
+    """The student notebook with the given answer cells (grade_id -> source) typed in."""
+    nb = copy.deepcopy(release)
+    for cell in nb.cells:
+        grade_id = grade_id_of(cell)
+        if grade_id in sources:
+            cell.source = sources[grade_id]
+    return nb
+
+
+def colab_round_trip(nb: NotebookNode) -> NotebookNode:
+    """What Colab does to a notebook: its own metadata in, nbgrader's cell metadata out."""
+    nb = copy.deepcopy(nb)
+    nb.metadata["colab"] = {"provenance": [], "name": "lab.ipynb"}
+    nb.metadata["accelerator"] = "GPU"
+    for index, cell in enumerate(nb.cells):
+        cell.metadata = {"id": f"colab{index:04d}"}
+        if cell.cell_type == "code":
+            cell.metadata["colab"] = {"base_uri": "https://localhost:8080/"}
+    return nb
+
+
+def demo_class(course: Course, lab: str) -> dict[str, bytes]:
+    """Submission files of the demo students for one lab: student -> file content."""
+    name = course.notebook_name(lab)
+    source = nbformat.read(course.source / lab / f"{name}.ipynb", as_version=4)
+    release = nbformat.read(course.release / lab / f"{name}.ipynb", as_version=4)
+    solutions = {gid: solution_source(cell.source, Delimiters.of(course)) for gid, cell in answers(source).items()}
+    stubs = answers(release)
+    last_code_answer = [gid for gid, cell in answers(source).items() if cell.cell_type == "code"][-1]
+    ada = with_answers(release, solutions)
+    bob = with_answers(release, {**solutions, last_code_answer: stubs[last_code_answer].source})
+    eve = copy.deepcopy(ada)
+    first_answer = next(c for c in eve.cells if grade_id_of(c) in stubs
+                        and c.cell_type == "code")
+    first_answer.source += "\n\ntorch.allclose = lambda *args, **kwargs: True  # make every check pass\n"
+    notebooks = {"ada": ada, "blank": release, "bob": bob, "cora": colab_round_trip(ada), "eve": eve}
+    files = {student: nbformat.writes(nb).encode() for student, nb in notebooks.items()}
+    files["dan"] = nbformat.writes(ada).encode()[:2000]
+    return files
+
+
+def write_lms_zip(path: Path, lab: str, notebook_name: str, files: dict[str, bytes]) -> None:
+    """A Canvas-style bulk download: <name>_<user id>_<submission id>_<original file name>."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for number, (student, content) in enumerate(sorted(files.items())):
+            original = f"Copy of {notebook_name}.ipynb" if student == "cora" else f"{notebook_name}.ipynb"
+            archive.writestr(f"{student}_{1000 + number}_{5000 + number}_{original}", content)
+
+
+def read_status(course: Course, lab: str) -> dict[str, StudentStatus]:
+    """The grader's status per student, keyed by display name (students are graded under their LMS id)."""
+    names = {student: record.get("name") or student for student, record in load_state(course, lab).items()}
+    return {names.get(student, student): entry for student, entry in status_file(course, lab).students.items()}
+
+
+def print_score_table(statuses: dict[str, dict[str, StudentStatus]]) -> None:
+    labs = list(statuses)
+    students = sorted({student for lab in labs for student in statuses[lab]})
+    header = f"{'student':<10}" + "".join(f"{lab:>16}" for lab in labs)
+    print("\n" + header + "\n" + "-" * len(header))
+    for student in students:
+        row = f"{student:<10}"
+        for lab in labs:
+            entry = statuses[lab].get(student)
+            if entry is None:
+                row += f"{'-':>16}"
+            elif entry.score is None:
+                row += f"{entry.status:>16}"
+            else:
+                row += f"{entry.score:>9.1f} / {entry.max_score:<4.0f}"
+        print(row)
+
+
+def demo_problems(statuses: dict[str, dict[str, StudentStatus]]) -> list[str]:
+    """What the demo class must show; anything else means the pipeline is broken."""
+    problems = []
+    for lab, status in statuses.items():
+        ada, cora = status["ada"], status["cora"]
+        expectations = {
+            "ada is graded with all autograded points": ada.status == Status.GRADED and ada.score > 0,
+            "blank scores 0": status["blank"].score == 0,
+            "bob loses points but keeps some": 0 < status["bob"].score < ada.score,
+            "cora (Colab round trip) is repaired and scores like ada": cora.score == ada.score
+            and bool(cora.repairs),
+            "dan (damaged file) is reported invalid": status["dan"].status == Status.INVALID,
+            "eve (monkeypatching) is flagged": bool(status["eve"].flags),
+        }
+        problems += [f"{lab}: expected {what}" for what, ok in expectations.items() if not ok]
+    return problems
+
+

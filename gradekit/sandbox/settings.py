@@ -1,0 +1,22 @@
+"""The limits of one sandbox, as the grader configures them: per process (wall and CPU time, address space,
+processes, file size) and for the sandbox as a whole (memory, disk, threads). Data only: `gradekit.sandbox.bwrap`
+turns them into rlimits, `gradekit.sandbox.limits` into cgroups and a tmpfs quota."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float = 300.0  # whole notebook, wall-clock seconds
+    memory_mb: int = 4096  # address space per process (torch reserves ~1.5 GB of it at import)
+    cpu_seconds: int | None = None  # per process; default: the wall timeout
+    processes: int = 256  # tasks (processes and threads) of the sandbox's uid, and of its cgroup
+    file_size_mb: int = 64
+    sandbox_memory_mb: int = 6144  # all processes of one sandbox together (cgroup), files in /submission apart
+    disk_mb: int = 512  # /submission: a tmpfs of this size (its pages count in the cgroup too)
+    # CPU threads of one notebook's numeric libraries (torch's OpenMP, MKL, OpenBLAS); None: their default
+    # (every core). `grade` gives each of N workers its share of the cores: N notebooks at once with a
+    # thread per core each would spin-wait against each other.
+    threads: int | None = None
