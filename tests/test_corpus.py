@@ -21,6 +21,7 @@ from conftest import build_course
 from gradekit.authoring.notebooks import answer, checks_cell, markdown, readonly, write_notebook
 from gradekit.authoring.notebooks import tests as graded_tests_cell
 from gradekit.course.directory import REPO_ROOT
+from gradekit.commands import corpus as corpus_command
 from gradekit.proof import corpus
 
 LABS = sorted(p.parent.name for p in (REPO_ROOT / "source").glob("*/*.ipynb"))
@@ -170,13 +171,13 @@ def test_harness_reports_surviving_chaffs_and_failing_wheats(tiny):
 
 def test_table_json_and_exit_code(tiny, tmp_path, capsys, monkeypatch):
     lab, report = tiny
-    monkeypatch.setattr(corpus, "grade_labs", lambda labs, workers, timeout: [report])
+    monkeypatch.setattr(corpus_command, "grade_labs", lambda labs, workers, timeout: [report])
     table = corpus.format_lab(report)
     assert "SURVIVED" in table and "WHEAT FAILED" in table and "chaffs killed 3/6 (50%)" in table
     args = argparse.Namespace(labs=["tiny"], workers=1, timeout=30.0, no_fidelity=True,
                               json=tmp_path / "out.json", source=lab.notebook_path.parent.parent,
                               corpus=lab.corpus_dir.parent)
-    assert corpus.main(args) == 1
+    assert corpus_command.main(args) == 1
     assert "overall: chaffs killed 3/6 (50%), wheats passing 2/3 (67%)" in capsys.readouterr().out
     assert '"verdict": "SURVIVED"' in args.json.read_text()
 

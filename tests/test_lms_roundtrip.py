@@ -54,7 +54,7 @@ def make_zip(path: Path, entries: dict[str, bytes]) -> Path:
 def grade(course, students: list[str] | None = None) -> dict:
     run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=120), progress=io.StringIO(),
                     students=students)
-    write_status(course, run, partial=students is not None)
+    write_status(course, run.status_file(), partial=students is not None)
     for status in run.students:  # the call grade.py makes for Status.INVALID students (see gradekit.scoring.late)
         if status.status == Status.INVALID:
             record_ungradable(course, LAB, status.student, status.reason)

@@ -96,7 +96,7 @@ class Cell:
     is_test: bool = False
     is_answer: bool = False
     is_locked: bool = False  # a read-only cell of the lab: the judge runs it from the instructor's source
-    kernel_source: str = ""  # what the student's process runs: the source without its hidden tests
+    kernel_source: str = ""  # a test cell as the student's process runs it: without its hidden tests
 
 
 @dataclass
@@ -143,7 +143,7 @@ def find_lab(name: str, source_root: Path | None = None, corpus_root: Path | Non
 def code_cells(nb: NotebookNode, delimiters: Delimiters = NBGRADER_DEFAULTS) -> list[Cell]:
     return [Cell(source=cell.source, grade_id=grade_id_of(cell), points=points(cell), is_test=is_test_cell(cell),
                  is_answer=is_answer_cell(cell), is_locked=is_locked_cell(cell),
-                 kernel_source=delimiters.strip_hidden(cell.source))
+                 kernel_source=delimiters.strip_hidden(cell.source) if delimiters.has_hidden(cell.source) else "")
             for cell in nb.cells if cell.cell_type == "code"]
 
 
@@ -327,7 +327,10 @@ def _serve_student_side(cells: list[dict], commands, replies) -> None:
     for line in commands:
         command = json.loads(line)
         if command["op"] == "cell":
-            source = cells[command["index"]]["kernel_source"]
+            cell = cells[command["index"]]
+            # The kernel's source (hidden tests removed with the lab's delimiters, `code_cells`); a cell
+            # built by hand without one is stripped with nbgrader's default delimiters.
+            source = cell.get("kernel_source") or NBGRADER_DEFAULTS.strip_hidden(cell["source"])
             started = time.perf_counter()
             error, stderr, _ = _run_cell(source, namespace)
             reply = {"error": error, "stderr": stderr[-2000:], "seconds": time.perf_counter() - started}
