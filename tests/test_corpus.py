@@ -20,8 +20,8 @@ from conftest import build_course
 
 from gradekit.authoring.notebooks import answer, checks_cell, markdown, readonly, write_notebook
 from gradekit.authoring.notebooks import tests as graded_tests_cell
-from gradekit.course.directory import REPO_ROOT
 from gradekit.commands import corpus as corpus_command
+from gradekit.course.directory import REPO_ROOT
 from gradekit.proof import corpus
 
 LABS = sorted(p.parent.name for p in (REPO_ROOT / "source").glob("*/*.ipynb"))
