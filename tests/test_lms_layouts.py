@@ -34,6 +34,11 @@ def notebook_bytes(tag: str, answer_source: str = "def f():\n    return 1") -> b
 
 @pytest.fixture
 def course(tmp_path: Path) -> Course:
+    return lms_course(tmp_path)
+
+
+def lms_course(tmp_path: Path) -> Course:
+    """A released course with one lab whose answer cell is a stub (what collect compares uploads with)."""
     root = tmp_path / "course"
     write_notebook(root / "source" / LAB / f"{NOTEBOOK}.ipynb", [markdown("# Lab 1")], title=LAB)
     release = [markdown("# Lab 1"), answer("f", STUB)]

@@ -12,11 +12,13 @@ import html
 import io
 import re
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
 import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, SECRET_MARKER, build_tiny_course, submission
+from lms_importers import GradeRecord, canvas_import, moodle_import
 from nbgrader.api import Gradebook
 
 from gradekit.course.status import Status, write_status
@@ -38,6 +40,16 @@ ROSTER = ('Student,ID,SIS User ID,SIS Login ID,Section,Tiny (777),Current Score\
           '"Müller, Zoë",104,S104,zmuller,B,,\n'
           '"Lee, Ann",105,S105,alee,A,,\n'
           '"=HYPERLINK(""http://x""), Eve",106,S106,eve,B,,\n')  # never submitted; a hostile name
+# The Moodle assignment's worksheet (mod/assign/gradingtable.php, download mode), out of 10 in Moodle:
+# 201 already has a grade and a comment from Moodle; 202 none; 203 never submitted.
+WORKSHEET = ('Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,'
+             'Last modified (submission),Last modified (grade),Feedback comments\n'
+             'Participant 201,Wang Fang,wang@example.edu,Submitted for grading,5.00,10.00,Yes,'
+             '"Friday, 1 March 2024, 10:00 AM","Friday, 1 March 2024, 12:00 PM",Good start\n'
+             'Participant 202,Jane Smith,jane@example.edu,Submitted for grading,,10.00,Yes,'
+             '"Friday, 1 March 2024, 11:00 AM",-,\n'
+             'Participant 203,Ann Other,ann@example.edu,No submission,,10.00,Yes,-,-,\n')
+MOODLE_MAXIMUM = 10.0
 
 
 def notebook(course, answer: str) -> bytes:
@@ -70,6 +82,7 @@ def trip(tmp_path_factory):
                      'c.LateWork.extensions = {"tiny": {"104": 48}}\n'
                      'c.LateSubmissionPlugin.penalty_method = "zero"\n')
     (root / "gradebook_export.csv").write_text(ROSTER, encoding="utf-8")
+    (root / "worksheet.csv").write_text(WORKSHEET, encoding="utf-8")
     canvas = make_zip(root / "canvas.zip", {
         "smithjane_101_1001_tiny_double.ipynb": notebook(course, FULL),
         "smithjane_102_1002_tiny_double.ipynb": notebook(course, WRONG),
@@ -82,7 +95,7 @@ def trip(tmp_path_factory):
         "Tiny-9/Jane Smith_202_assignsubmission_file_tiny_double (1).ipynb": notebook(course, WRONG),
     })
     collect.collect(course, LAB, canvas, roster=root / "gradebook_export.csv")
-    collect.collect(course, LAB, moodle)
+    collect.collect(course, LAB, moodle, roster=root / "worksheet.csv")  # keeps the Canvas roster too
     first = grade(course)
     with Gradebook(course.db_url) as gradebook:
         first_scores = {s.student.id: s.score for s in gradebook.assignment_submissions(LAB)}
@@ -90,7 +103,8 @@ def trip(tmp_path_factory):
     resubmitted = make_zip(root / "canvas2.zip", {"leeann_105_1006_tiny_double-1.ipynb": b'{"cells": [oops'})
     collect.collect(course, LAB, resubmitted)
     second = grade(course, ["105"])  # only the resubmission
-    written = export_grades(course, [LAB])
+    written = export_grades(course, [LAB], notes=(notes := []))
+    written["notes"] = notes
     zips = export_feedback(course, LAB)
     return course, first, first_scores, second, written, zips
 
@@ -157,9 +171,10 @@ def test_canvas_and_moodle_files_match_the_gradebook_student_by_student(trip):
     assert canvas["102"]["Student"] == "Smith, Jane" and canvas["102"]["SIS User ID"] == "S102"
     assert canvas["106"]["Student"].startswith("'=")  # a formula in a roster name stays text
     moodle = {row["Identifier"]: row for row in read_csv(written[f"moodle-{LAB}"])}
-    assert sorted(moodle) == ["Participant 201", "Participant 202"]
-    for identifier, row in moodle.items():
-        assert float(row["Grade"]) == points[identifier.split()[-1]] and row["Maximum Grade"] == "3"
+    assert sorted(moodle) == ["Participant 201", "Participant 202", "Participant 203"]
+    for identifier, row in moodle.items():  # at Moodle's scale (out of 10, not nbgrader's 3)
+        assert float(row["Grade"]) == round(points.get(identifier.split()[-1], 0.0) * MOODLE_MAXIMUM / 3, 2)
+        assert row["Maximum Grade"] == "10.00"  # Moodle's own maximum, never rewritten
     plain = {row["student"]: row for row in read_csv(written["plain"])}
     assert plain["106"][f"{LAB} status"] == "missing" and plain["106"][f"{LAB} reason"] == "no submission"
     assert "late" in plain["103"][f"{LAB} reason"]
@@ -198,3 +213,40 @@ def test_nbgrader_generate_feedback_shows_no_hidden_test(trip):
         assert "Traceback (most recent call last)" not in text and "---->" not in text
     markup = (course.feedback / "102" / LAB / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
     assert "CheckFailed: double" in html.unescape(re.sub(r"<[^>]+>", "", markup))  # the message is still there
+
+
+def test_the_lms_files_pass_the_importers_own_rules(trip):
+    """Read back as Canvas's gradebook_importer.rb and Moodle's offline-grading importer read them."""
+    course, *_, written, _ = trip
+    points = gradebook_points(course)
+    canvas = canvas_import(written["canvas"].read_text(encoding="utf-8"), {"777": ("Tiny", 3.0)},
+                           {"101", "102", "103", "104", "105", "106"})
+    assert canvas.problems == [] and canvas.new_assignments == [] and canvas.unknown_students == []
+    assert canvas.above_points_possible == []
+    assert {user: value for (user, _), value in canvas.grades.items()} == {
+        user: points.get(user, 0.0) for user in ("101", "102", "103", "104", "105", "106")}
+
+    exported = datetime.fromtimestamp(written["moodle-tiny"].stat().st_mtime, UTC)
+    records = {  # 201 graded in Moodle before the download; 202's record made by an earlier feedback upload
+        "201": GradeRecord(5.0, datetime(2024, 3, 1, 12, 0, tzinfo=UTC), "Good start"),
+        "202": GradeRecord(None, exported - timedelta(minutes=5)), "203": None}
+    moodle = moodle_import(written["moodle-tiny"].read_text(encoding="utf-8"), MOODLE_MAXIMUM, records)
+    assert moodle.problems == []
+    assert moodle.grades == {"201": 10.0, "202": 0.0, "203": 0.0}  # none skipped, none above the maximum
+    assert moodle.skipped == {}
+    assert "201" not in moodle.comments  # Moodle's own comment stays: nothing of ours to add to it
+    assert "no submission" in moodle.comments["203"]
+    assert any("tiny: points out of 3 -> out of 10" in note for note in written["notes"])
+    preview = [note for note in written["notes"] if note.startswith(("canvas tiny:", "moodle tiny:"))]
+    assert any(note.startswith("canvas tiny: 6 students:") and "not canvas users" in note for note in preview)
+    assert any(note.startswith("moodle tiny: 3 students:") and "1 0 (missing or not gradable)" in note
+               for note in preview), preview
+
+
+def test_a_dry_run_prints_the_preview_and_writes_nothing(trip, tmp_path):
+    course, *_ = trip
+    notes: list[str] = []
+    assert export_grades(course, [LAB], out=tmp_path / "out", notes=notes, dry_run=True) == {}
+    assert not (tmp_path / "out").exists()
+    assert any(note.startswith("canvas tiny: 6 students") for note in notes)
+    assert any("points out of 3 -> out of 10" in note for note in notes)

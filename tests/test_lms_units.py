@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gradekit.course.roster import Identity, read_roster
+from gradekit.course.roster import Identity, lms_number, read_roster
 from gradekit.course.status import StudentStatus
-from gradekit.delivery.lms_export import _lab_result, canvas_columns, feedback_name
+from gradekit.delivery.lms_export import Scale, _lab_result, canvas_columns, feedback_name, merged_comment
 from gradekit.scoring.late import PenaltyPerDay, _parse_due
 
 
@@ -66,8 +66,10 @@ def test_moodle_worksheet_roster_and_canvas_columns(tmp_path):
     assert roster.kind == "moodle" and sorted(roster.students) == ["678", "679"]
     assert roster.students["679"].name == "王芳" and roster.students["678"].email == "zoe@x.edu"
     canvas = read_roster_from_text(tmp_path, "Student,ID,SIS User ID,SIS Login ID,Section,Lab 1 (42),Lab 2 (43)\n")
+    # A lab without a column is left out: a header Canvas cannot match would create a new assignment.
     assert canvas_columns(["lab1", "lab2", "lab3"], canvas) == {"lab1": "Lab 1 (42)", "lab2": "Lab 2 (43)",
-                                                                "lab3": "lab3"}
+                                                                "lab3": None}
+    assert canvas_columns(["lab3"], canvas, assignment_ids={"lab3": "43"}) == {"lab3": "Lab 2 (43)"}  # by id
     assert canvas_columns(["lab1"], canvas, {"lab1": "Week 1 (7)"}) == {"lab1": "Week 1 (7)"}
 
 
@@ -75,3 +77,30 @@ def read_roster_from_text(tmp_path, text: str):
     path = tmp_path / "canvas.csv"
     path.write_text(text, encoding="utf-8")
     return read_roster(path)
+
+
+def test_grades_go_at_the_lms_scale_and_the_rule_is_stated():
+    scale = Scale("lab1", nbgrader_max=45.0, lms_max=10.0, source="course.toml [lms.points]")
+    assert scale.convert(40.0) == 8.89 and scale.convert(45.0) == 10.0 and scale.convert(None) is None
+    assert "40/45 -> 8.89/10" in scale.rule
+    unknown = Scale("lab1", 45.0, None, "no LMS maximum known")
+    assert unknown.convert(40.0) == 40.0 and unknown.maximum == 45.0 and "[lms.points] lab1" in unknown.rule
+
+
+def test_an_lms_comment_is_kept_and_ours_follows_it_once():
+    assert merged_comment("Good start", "late: 1 point(s) deducted") == "Good start\nlate: 1 point(s) deducted"
+    assert merged_comment("Good start\nlate: 1 point(s) deducted", "late: 1 point(s) deducted") == \
+        "Good start\nlate: 1 point(s) deducted"  # a second export adds nothing
+    assert merged_comment("Good start", "") == "Good start" and merged_comment("", "no submission") == "no submission"
+
+
+def test_the_lms_maxima_are_read_from_its_own_files(tmp_path):
+    canvas = read_roster_from_text(tmp_path, "Student,ID,SIS User ID,SIS Login ID,Section,Lab 1 (42),Current Score\n"
+                                             "    Points Possible,,,,,\"10,00\",\n\"Smith, Jane\",101,S1,js,A,,\n")
+    assert canvas.points == {"Lab 1 (42)": 10.0}  # a decimal comma, as Canvas's importer reads it
+    worksheet = tmp_path / "worksheet.csv"
+    worksheet.write_text("Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,"
+                         "Last modified (submission),Last modified (grade),Feedback comments\n"
+                         "Participant 678,Zoë Müller,zoe@x.edu,Submitted,,45.00,Yes,-,-,\n", encoding="utf-8")
+    assert read_roster(worksheet).points == {"": 45.0}
+    assert lms_number("1,234.50") == 1234.5 and lms_number("n/a") is None

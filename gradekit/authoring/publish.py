@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +28,8 @@ import nbformat
 from gradekit.course.cells import Delimiters
 from gradekit.course.directory import Course
 from gradekit.course.exits import ToolFailure, UsageError
+from gradekit.course.settings import SETTINGS_FILE, read_settings
 
-SETTINGS_FILE = "course.toml"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"^\[!\[Open In Colab\]\(" + re.escape(BADGE_IMAGE) + r"\)\]\((?P<url>[^)]*)\)\s*$")
 LECTURES = "lectures"
@@ -54,10 +53,9 @@ class PublishSettings:
 
 def load_settings(root: Path) -> PublishSettings:
     path = Path(root) / SETTINGS_FILE
-    try:
-        table = tomllib.loads(path.read_text()).get("publish", {})
-    except FileNotFoundError:
-        raise UsageError(f"{path} is missing: it names the public student repository ([publish] repository)") from None
+    if not path.is_file():
+        raise UsageError(f"{path} is missing: it names the public student repository ([publish] repository)")
+    table = read_settings(root).get("publish", {})
     repository, branch = str(table.get("repository", "")), str(table.get("branch", "main"))
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+", repository):
         raise UsageError(f"{path}: [publish] repository must be a GitHub owner/name, got {repository!r}")

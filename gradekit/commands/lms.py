@@ -37,7 +37,10 @@ def grades(args: argparse.Namespace) -> int:
     stray = sorted(set(overrides) - set(labs))
     if stray:
         raise UsageError(f"--column for {', '.join(map(repr, stray))}: not among the labs exported ({', '.join(labs)})")
-    written = export_grades(course, labs, args.missing, overrides)
+    notes: list[str] = []
+    written = export_grades(course, labs, args.missing, overrides, notes=notes, dry_run=args.dry_run)
+    for note in notes:
+        print(terminal_safe(note, 400))
     for kind, path in written.items():
         print(f"{kind:14} {path}")
     return 0
@@ -75,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="what a missing submission scores (default: 0)")
     sub.add_argument("--column", action="append", metavar="LAB=HEADER",
                      help='Canvas column for a lab, e.g. lab1="Lab 1 (4242)" (repeatable)')
+    sub.add_argument("--dry-run", action="store_true",
+                     help="only print the preview: per lab who is graded, 0, blank or pending, and the scale")
     sub.set_defaults(run=grades)
     sub = commands.add_parser("feedback", parents=[common], help="feedback pages zipped for the LMSs' bulk upload")
     sub.add_argument("lab")

@@ -31,6 +31,20 @@ CANVAS_ASSIGNMENT_COLUMN = re.compile(r"^(?P<name>.+?)\s*\((?P<id>\d+)\)$")
 MOODLE_PARTICIPANT = re.compile(r"^\D*?(\d+)$")  # "Participant 123456" in any language
 
 
+def lms_number(text: str) -> float | None:
+    """A number as an LMS writes it in a CSV: `45.00`, `45,00` (a decimal comma: Canvas's importer and
+    Moodle's `unformat_float` read both), `1,234.5`; None when it is not one."""
+    text = text.strip().replace("\u00a0", "").replace(" ", "")
+    if not re.fullmatch(r"-?[0-9.,]+", text or "x"):
+        return None
+    parts = re.split(r"[.,]", text)  # Canvas's decimal_comma_to_period: the last separator is the decimal one
+    number = parts[0] if len(parts) == 1 else "".join(parts[:-1]) + "." + parts[-1]
+    try:
+        return float(number)
+    except ValueError:
+        return None
+
+
 def clean_field(text: object) -> str:
     """A value from an LMS file: one line, no control or bidi characters, NFC, bounded."""
     return terminal_safe(unicodedata.normalize("NFC", str(text or "")), MAX_FIELD_CHARS).strip()
@@ -81,16 +95,20 @@ class Roster:
     students: dict[str, Identity]  # student id -> identity
     columns: dict[str, str] = field(default_factory=dict)  # Canvas: assignment column header -> assignment id
     header: list[str] = field(default_factory=list)  # Moodle worksheet: its columns, for re-export
+    # The LMS's own maximum: Canvas, column header -> its "Points Possible"; Moodle, the worksheet's
+    # "Maximum Grade" (one assignment per worksheet) under the key "".
+    points: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "columns": self.columns, "header": self.header,
+        return {"kind": self.kind, "columns": self.columns, "header": self.header, "points": self.points,
                 "students": {sid: asdict(identity) for sid, identity in self.students.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> Roster:
         students = {sid: Identity(**{k: v for k, v in value.items() if k in Identity.__dataclass_fields__})
                     for sid, value in data.get("students", {}).items()}
-        return cls(data.get("kind", "plain"), students, data.get("columns", {}), data.get("header", []))
+        return cls(data.get("kind", "plain"), students, data.get("columns", {}), data.get("header", []),
+                   {str(k): float(v) for k, v in data.get("points", {}).items()})
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -126,15 +144,19 @@ def read_roster(path: Path) -> Roster:
     students: dict[str, Identity] = {}
     if "student" in lower and "id" in lower:  # Canvas gradebook export
         columns = {h: m["id"] for h in header if (m := CANVAS_ASSIGNMENT_COLUMN.match(h))}
+        points: dict[str, float] = {}
         for row in rows[1:]:
             name, user = column(row, "Student"), column(row, "ID")
+            if "points possible" in name.lower():  # gradebook_importer.rb `check_for_non_student_row`
+                points = {h: value for h, cell in zip(header, row, strict=False)
+                          if h in columns and (value := lms_number(cell)) is not None}
             # Canvas adds "Points Possible" (and sometimes a test student) rows without a user id.
             if not user.isdigit() or name.strip().lower() == "points possible":
                 continue
             identity = Identity("canvas", user, name, "", column(row, "SIS User ID"),
                                 column(row, "SIS Login ID"), column(row, "Section"))
             students[identity.student] = identity
-        return Roster("canvas", students, columns)
+        return Roster("canvas", students, columns, points=points)
     if "identifier" in lower and "full name" in lower:  # Moodle: Assignment > Download grading worksheet
         for row in rows[1:]:
             match = MOODLE_PARTICIPANT.match(column(row, "Identifier"))
@@ -144,7 +166,9 @@ def read_roster(path: Path) -> Roster:
             identity = Identity("moodle", match[1], column(row, "Full name"), column(row, "Email address"),
                                 column(row, "ID number"), column(row, "Username"), column(row, "Groups"), extra)
             students[identity.student] = identity
-        return Roster("moodle", students, header=header)
+        maxima = {value for identity in students.values()
+                  if (value := lms_number(identity.extra.get("Maximum Grade", ""))) is not None}
+        return Roster("moodle", students, header=header, points={"": maxima.pop()} if len(maxima) == 1 else {})
     if "id" in lower:  # plain: id,name,email,sis_id,section
         for row in rows[1:]:
             identity = Identity("roster", column(row, "id"), column(row, "name"), column(row, "email"),
@@ -160,13 +184,55 @@ def roster_path(course_root: Path) -> Path:
     return course_root / "reports" / "roster.json"
 
 
-def save_roster(course_root: Path, roster: Roster) -> Path:
-    path = roster_path(course_root)
+def lab_roster_path(course_root: Path, lab: str) -> Path:
+    """A Moodle grading worksheet belongs to one assignment (participant numbers, groups, grades are per
+    assignment: `assign_user_mapping`): each lab's is kept beside the course-wide roster."""
+    return course_root / "reports" / lab / "worksheet.json"
+
+
+def save_roster(course_root: Path, roster: Roster, lab: str | None = None) -> Path:
+    """Keep a roster: a Moodle worksheet as the worksheet of `lab` (it describes that assignment only), any
+    other roster (Canvas gradebook export, plain CSV) as the course's."""
+    path = lab_roster_path(course_root, lab) if roster.kind == "moodle" and lab else roster_path(course_root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(roster.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 
-def load_roster(course_root: Path) -> Roster | None:
-    path = roster_path(course_root)
+def load_lab_worksheet(course_root: Path, lab: str) -> Roster | None:
+    """The Moodle grading worksheet given for `lab` (`collect --roster`), if any."""
+    path = lab_roster_path(course_root, lab)
     return Roster.from_json(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
+TEAM_COLUMN = "Group"  # the worksheet's column of a team assignment (gradingtable.php, 'submissionteam')
+
+
+def team_members(worksheet: Roster | None) -> dict[str, list[Identity]] | None:
+    """Team name -> its members, from a Moodle worksheet of a team assignment; None for any other roster."""
+    if worksheet is None or worksheet.kind != "moodle" or TEAM_COLUMN not in worksheet.header:
+        return None
+    teams: dict[str, list[Identity]] = {}
+    for identity in worksheet.students.values():
+        team = identity.extra.get(TEAM_COLUMN, "").strip()
+        if team:
+            teams.setdefault(team, []).append(identity)
+    return teams
+
+
+def load_roster(course_root: Path, labs: list[str] | tuple[str, ...] = ()) -> Roster | None:
+    """The course's roster, completed by the Moodle worksheets of `labs` (their participants, with the
+    worksheet's row); None when there is neither."""
+    path = roster_path(course_root)
+    roster = Roster.from_json(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    for lab in labs:
+        worksheet = load_lab_worksheet(course_root, lab)
+        if worksheet is None:
+            continue
+        if roster is None:
+            roster = Roster(worksheet.kind, {}, header=worksheet.header, points=dict(worksheet.points))
+        for student, identity in worksheet.students.items():
+            known = roster.students.get(student)
+            if known is None or known.lms == "moodle":
+                roster.students[student] = identity
+    return roster

@@ -1,12 +1,14 @@
 """Grades and feedback back to the LMS, in files it imports as they are.
 
 * Canvas: a gradebook import CSV (`Student, ID, SIS User ID, SIS Login ID, Section`, one column per
-  lab, a `Points Possible` row), matched by Canvas's user id. A lab's column is the Canvas column of
-  the roster (`Lab 1 (4242)`) whose name matches the lab, or `--column lab1="Lab 1 (4242)"`;
-  otherwise the lab id, which Canvas imports as a new assignment.
+  lab, a `Points Possible` row), matched by Canvas's user id. A lab's column is `--column`, else the
+  roster's column of the lab's Canvas assignment id (course.toml `[lms.canvas]`), else the one roster
+  column named like the lab; a lab with none is left out (Canvas would create a new assignment).
 * Moodle: per lab, the assignment's grading worksheet (`Identifier` = `Participant <id>`, `Grade`,
-  `Feedback comments`), imported with "Upload grading worksheet"; with the worksheet as roster,
-  its rows come back unchanged except for the grade and the comment.
+  `Feedback comments`), imported with "Upload grading worksheet"; with the lab's worksheet given to
+  `collect --roster`, its rows come back unchanged except for the grade, the comment (appended to the
+  one Moodle has) and an empty "Last modified (grade)".
+* Grades are at each LMS's scale (`Scale`): nbgrader's points scaled to the LMS assignment's maximum.
 * plain: one row per student, per lab the points, the maximum, the status and the reason.
 
 Every student is there: graded, late (nbgrader's penalty subtracted), not gradable (0 and the
@@ -22,15 +24,23 @@ reads the first number as the user), Moodle `<Full Name>_<participantid>_assigns
 from __future__ import annotations
 
 import csv
+import os
 import re
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
-from gradekit.course.roster import CANVAS_ASSIGNMENT_COLUMN, Identity, Roster, load_roster
+from gradekit.course.exits import UsageError
+from gradekit.course.roster import CANVAS_ASSIGNMENT_COLUMN, Identity, Roster, load_lab_worksheet, load_roster
 from gradekit.course.safe_text import csv_safe
+from gradekit.course.settings import canvas_assignments, lms_points
 from gradekit.course.status import Status, StudentStatus, read_status
 from gradekit.delivery.feedback import write_feedback
 from gradekit.scoring.ungradable import load_ungradable
@@ -87,7 +97,7 @@ def results(course: Course, labs: list[str], missing: str = "zero",
     """Every student of the course, per lab: score, status and reason; and each lab's maximum."""
     from nbgrader.api import MissingEntry
 
-    roster = roster or load_roster(course.root)
+    roster = roster or load_roster(course.root, labs)
     states = lab_states(course, labs)
     statuses = {lab: _status_entries(course, lab) for lab in labs}
     ungradable = {lab: load_ungradable(course, lab) for lab in labs}
@@ -148,28 +158,93 @@ def _lab_result(submission: tuple | None, status: StudentStatus | None, ungradab
 # ---------------------------------------------------------------- grade files
 
 
-def canvas_columns(labs: list[str], roster: Roster | None, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """lab -> Canvas column header: an override, else the roster's Canvas column named like the lab."""
+@dataclass(frozen=True)
+class Scale:
+    """A lab's points in the LMS: nbgrader's points scaled to the LMS assignment's maximum, to 2 decimals.
+
+    Canvas posts an imported cell as points and ignores the file's "Points Possible" row for an existing
+    assignment (`gradebook_importer.rb` `process_pp`); Moodle skips, silently, a grade above the
+    assignment's maximum and never reads "Maximum Grade" (`feedback/offline/locallib.php`
+    `process_import_grades`): nbgrader's 40/45 must arrive as 8.89 on a 10-point assignment."""
+
+    lab: str
+    nbgrader_max: float
+    lms_max: float | None  # None: not known; points then go as nbgrader's, and the rule says so
+    source: str
+
+    def convert(self, value: float | None) -> float | None:
+        if value is None or self.lms_max is None or not self.nbgrader_max:
+            return value
+        return round(value * self.lms_max / self.nbgrader_max, 2)
+
+    @property
+    def maximum(self) -> float:
+        return self.lms_max if self.lms_max is not None else self.nbgrader_max
+
+    @property
+    def rule(self) -> str:
+        if self.lms_max is None:
+            return (f"{self.lab}: nbgrader's points as they are, out of {points(self.nbgrader_max)} ({self.source}: "
+                    f"the LMS assignment must be out of {points(self.nbgrader_max)}, or set [lms.points] "
+                    f"{self.lab} in course.toml)")
+        example = self.nbgrader_max * 8 / 9
+        return (f"{self.lab}: points out of {points(self.nbgrader_max)} -> out of {points(self.lms_max)} "
+                f"(e.g. {points(example)}/{points(self.nbgrader_max)} -> {points(self.convert(example))}/"
+                f"{points(self.lms_max)}; {self.source})")
+
+
+def lab_scales(course: Course, labs: list[str], maxima: dict[str, float], kind: str, roster: Roster | None,
+               columns: dict[str, str | None] | None = None) -> dict[str, Scale]:
+    """Each lab's scale for one LMS: course.toml's `[lms.points]`, else the LMS's own file (the Canvas
+    export's Points Possible of the lab's column; the lab's Moodle worksheet's Maximum Grade)."""
+    configured = lms_points(course.root)
+    scales = {}
+    for lab in labs:
+        maximum, source = configured.get(lab), "course.toml [lms.points]"
+        if maximum is None and kind == "canvas" and roster and roster.kind == "canvas":
+            column = (columns or {}).get(lab)
+            maximum, source = roster.points.get(column or ""), f"Points Possible of {column!r} in the Canvas export"
+        if maximum is None and kind == "moodle":
+            worksheet = load_lab_worksheet(course.root, lab)
+            maximum, source = (worksheet.points.get("") if worksheet else None), "Maximum Grade of the lab's worksheet"
+        scales[lab] = Scale(lab, maxima.get(lab, 0.0), maximum, source if maximum is not None else
+                            "no LMS maximum known")
+    return scales
+
+
+def canvas_columns(labs: list[str], roster: Roster | None, overrides: dict[str, str] | None = None,
+                   assignment_ids: dict[str, str] | None = None) -> dict[str, str | None]:
+    """lab -> Canvas column header, or None when no column is known (a header Canvas cannot match would make
+    its importer create a new assignment: `parse_assignments`). An override, else the roster's column of
+    the lab's Canvas assignment id (course.toml `[lms.canvas]`: Canvas matches `Title (id)` by the id,
+    `Assignment.title_and_id`), else the one roster column named like the lab."""
     def key(text: str) -> str:
         return re.sub(r"[\s_\-]+", "", text).lower()
 
-    columns = {}
+    columns: dict[str, str | None] = {}
+    known = roster.columns if roster else {}
     for lab in labs:
-        match = [h for h in (roster.columns if roster else {}) if key(CANVAS_ASSIGNMENT_COLUMN.match(h)["name"])
-                 == key(lab)]
-        columns[lab] = (overrides or {}).get(lab) or (match[0] if len(match) == 1 else lab)
+        if (overrides or {}).get(lab):
+            columns[lab] = overrides[lab]
+            continue
+        if (assignment_ids or {}).get(lab):
+            by_id = [h for h, assignment in known.items() if assignment == assignment_ids[lab]]
+            columns[lab] = by_id[0] if by_id else f"{lab} ({assignment_ids[lab]})"
+            continue
+        match = [h for h in known if key(CANVAS_ASSIGNMENT_COLUMN.match(h)["name"]) == key(lab)]
+        columns[lab] = match[0] if len(match) == 1 else None
     return columns
 
 
-def write_canvas_csv(path: Path, rows: list[StudentResult], maxima: dict[str, float],
+def write_canvas_csv(path: Path, rows: list[StudentResult], scales: dict[str, Scale],
                      columns: dict[str, str]) -> list[str]:
-    """Canvas gradebook import; returns the students left out (not Canvas users)."""
+    """Canvas gradebook import (the labs of `columns` only); returns the students left out (not Canvas users)."""
     labs = list(columns)
     left_out = []
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with _atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_FIXED, *(columns[lab] for lab in labs)])
-        writer.writerow(["Points Possible", "", "", "", "", *(points(maxima.get(lab)) for lab in labs)])
+        writer.writerow(["Points Possible", "", "", "", "", *(points(scales[lab].maximum) for lab in labs)])
         for row in rows:
             identity = row.identity
             if identity.lms != "canvas" or not identity.user.isdigit():
@@ -177,16 +252,28 @@ def write_canvas_csv(path: Path, rows: list[StudentResult], maxima: dict[str, fl
                 continue
             writer.writerow([csv_safe(identity.name or identity.user), identity.user, csv_safe(identity.sis_id),
                              csv_safe(identity.login), csv_safe(identity.section),
-                             *(points(row.labs[lab].score) for lab in labs)])
+                             *(points(scales[lab].convert(row.labs[lab].score)) for lab in labs)])
     return left_out
 
 
-def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], maximum: float,
-                     roster: Roster | None) -> list[str]:
-    """Moodle grading worksheet for one lab; returns the students left out (not Moodle participants)."""
-    header = roster.header if roster and roster.kind == "moodle" and roster.header else MOODLE_HEADER
+def merged_comment(existing: str, ours: str) -> str:
+    """The feedback comment to import: the LMS's own comment is never lost (Moodle replaces a comment that
+    differs); ours follows it, once."""
+    existing, ours = existing.strip(), ours.strip()
+    if not ours or ours in existing:
+        return existing
+    return f"{existing}\n{ours}" if existing else ours
+
+
+def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], scale: Scale, worksheet: Roster | None,
+                     exported_at: str) -> list[str]:
+    """Moodle grading worksheet for one lab: the lab's own worksheet (`collect --roster`) with Grade and
+    Feedback comments filled, "Maximum Grade" as Moodle wrote it, and a "Last modified (grade)" where it
+    was empty (Moodle skips a row whose grade record is newer than that time: `process_import_grades`).
+    Returns the students left out (not Moodle participants)."""
+    header = worksheet.header if worksheet and worksheet.header else MOODLE_HEADER
     left_out = []
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with _atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:
@@ -195,20 +282,24 @@ def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], maximum: f
                 left_out.append(row.student)
                 continue
             result = row.labs[lab]
-            values = dict(identity.extra) if identity.extra else {}
+            sheet = worksheet.students.get(row.student) if worksheet else None
+            values = dict(sheet.extra if sheet else identity.extra or {})
             values.setdefault("Identifier", f"Participant {identity.user}")
             values.setdefault("Full name", identity.name)
             values.setdefault("Email address", identity.email)
-            values["Grade"] = points(result.score)
-            values["Maximum Grade"] = points(maximum)
-            values["Feedback comments"] = result.reason
+            values["Grade"] = points(scale.convert(result.score))
+            if not values.get("Maximum Grade", "").strip():
+                values["Maximum Grade"] = points(scale.maximum)
+            if values.get("Last modified (grade)", "").strip() in ("", "-"):
+                values["Last modified (grade)"] = exported_at
+            values["Feedback comments"] = merged_comment(values.get("Feedback comments", ""), result.reason)
             writer.writerow([csv_safe(values.get(column, "")) for column in header])
     return left_out
 
 
 def write_plain_csv(path: Path, rows: list[StudentResult], maxima: dict[str, float]) -> None:
     labs = list(maxima)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with _atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "lms", "lms_user_id", "name", "email", "sis_id", "section",
                          *(f"{lab} {what}" for lab in labs for what in ("points", "max", "status", "reason")),
@@ -225,23 +316,91 @@ def write_plain_csv(path: Path, rows: list[StudentResult], maxima: dict[str, flo
 
 
 def export_grades(course: Course, labs: list[str], missing: str = "zero",
-                  overrides: dict[str, str] | None = None, out: Path | None = None) -> dict[str, Path]:
-    """Write reports/lms/{grades.csv, canvas-grades.csv, moodle-<lab>.csv}; returns what was written."""
-    roster = load_roster(course.root)
+                  overrides: dict[str, str] | None = None, out: Path | None = None,
+                  notes: list[str] | None = None, dry_run: bool = False) -> dict[str, Path]:
+    """Write reports/lms/{grades.csv, canvas-grades.csv, moodle-<lab>.csv}; returns what was written and adds
+    to `notes` the preview (`preview`), each scale rule and every lab left out. Nothing is written when a
+    grade would be above an LMS maximum, nor with `dry_run`."""
+    notes = notes if notes is not None else []
+    roster = load_roster(course.root, labs)
     rows, maxima = results(course, labs, missing, roster)
+    kinds = {row.identity.lms for row in rows} | ({roster.kind} if roster else set())
+    plans: dict[str, tuple[dict[str, Scale], dict]] = {}
+    if "canvas" in kinds:
+        columns = canvas_columns(labs, roster, overrides, canvas_assignments(course.root))
+        for lab in labs:
+            if columns[lab] is None:
+                notes.append(f"canvas: {lab} left out: no column of the Canvas export is this lab's (give the "
+                             f"export as --roster, set [lms.canvas] {lab} = <assignment id> in course.toml, or "
+                             f"--column {lab}=\"Title (id)\"); Canvas would create a new assignment")
+        plans["canvas"] = (lab_scales(course, labs, maxima, "canvas", roster, columns),
+                           {lab: column for lab, column in columns.items() if column is not None})
+    if "moodle" in kinds:
+        plans["moodle"] = (lab_scales(course, labs, maxima, "moodle", roster), {})
+    notes += preview(rows, labs, plans)
+    too_high = [f"{kind} {lab}: {row.student} {points(scale.convert(row.labs[lab].score))} > {points(scale.maximum)}"
+                for kind, (scales, _) in plans.items() for lab, scale in scales.items() for row in rows
+                if (value := scale.convert(row.labs[lab].score)) is not None and value > scale.maximum + 0.005]
+    if too_high:
+        raise UsageError("grades above the LMS maximum (the LMS would skip or cap them): " + "; ".join(too_high[:10]))
+    if dry_run:
+        notes += [f"{kind}: {scale.rule}" for kind, (scales, _) in plans.items() for scale in scales.values()]
+        return {}
     out = out or course.lms_exports
     out.mkdir(parents=True, exist_ok=True)
     written = {"plain": out / "grades.csv"}
     write_plain_csv(written["plain"], rows, maxima)
-    kinds = {row.identity.lms for row in rows} | ({roster.kind} if roster else set())
-    if "canvas" in kinds:
-        written["canvas"] = out / "canvas-grades.csv"
-        write_canvas_csv(written["canvas"], rows, maxima, canvas_columns(labs, roster, overrides))
-    if "moodle" in kinds:
+    if "canvas" in plans:
+        scales, columns = plans["canvas"]
+        notes += [f"canvas: {scales[lab].rule}" for lab in columns]
+        if columns:
+            written["canvas"] = out / "canvas-grades.csv"
+            write_canvas_csv(written["canvas"], rows, scales, columns)
+    if "moodle" in plans:
+        scales, _ = plans["moodle"]
+        exported_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # PHP's strtotime reads it
         for lab in labs:
+            notes.append(f"moodle: {scales[lab].rule}")
             written[f"moodle-{lab}"] = out / f"moodle-{lab}.csv"
-            write_moodle_csv(written[f"moodle-{lab}"], lab, rows, maxima[lab], roster)
+            write_moodle_csv(written[f"moodle-{lab}"], lab, rows, scales[lab], load_lab_worksheet(course.root, lab),
+                             exported_at)
     return written
+
+
+def preview(rows: list[StudentResult], labs: list[str], plans: dict[str, tuple[dict[str, Scale], dict]]) -> list[str]:
+    """One line per LMS and lab: what the file holds, and who the LMS will not take from it."""
+    lines = []
+    for kind in plans:
+        members = [row for row in rows if row.identity.lms == kind and row.identity.user.isdigit()]
+        others = len(rows) - len(members)
+        for lab in labs:
+            results_ = [row.labs[lab] for row in members]
+            counts = {
+                "graded": sum(r.status == "graded" and "not graded yet" not in r.reason for r in results_),
+                "pending hand grading": sum("written answers not graded yet" in r.reason for r in results_),
+                "not graded yet": sum(r.status == "not graded yet" for r in results_),
+                "0 (missing or not gradable)": sum(r.score == 0.0 and r.status in ("missing", "invalid")
+                                                   for r in results_),
+                "blank": sum(r.score is None for r in results_),
+                "timed out or crashed": sum(r.status in ("timed out", "crashed") for r in results_),
+            }
+            summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+            lines.append(f"{kind} {lab}: {len(members)} students: {summary or 'none'}"
+                         + (f"; {others} not {kind} users (not in this file)" if others else ""))
+    return lines
+
+
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """A file a user reads appears whole or not at all: written beside it, then renamed over it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            yield stream
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------- feedback zips
@@ -276,7 +435,7 @@ def export_feedback(course: Course, lab: str, kinds: tuple[str, ...] = ("canvas"
     """Write our feedback pages for `lab` and zip them for each LMS; returns kind -> zip."""
 
     pages = write_feedback(course, lab)
-    roster = load_roster(course.root)
+    roster = load_roster(course.root, [lab])
     state = lab_states(course, [lab])[lab]
     out = out or course.lms_exports
     out.mkdir(parents=True, exist_ok=True)

@@ -169,7 +169,7 @@ def class_list(course: Course, gradebook_students: list[str], summaries: dict[st
     collecting saw (a student without a submission is still in the class, as missing)."""
 
     students = set(gradebook_students)
-    roster = load_roster(course.root)
+    roster = load_roster(course.root, list(summaries))
     if roster:
         students |= set(roster.students)
     for summary in summaries.values():
@@ -188,7 +188,7 @@ def display_names(course: Course, students: list[str], labs: list[str]) -> dict[
             full = " ".join(part for part in (student.first_name, student.last_name) if part)
             if full:
                 names[student.id] = full
-    roster = load_roster(course.root)
+    roster = load_roster(course.root, labs)
     for student, identity in (roster.students.items() if roster else []):
         if identity.name:
             names[student] = identity.name

@@ -40,7 +40,15 @@ import yaml
 from gradekit.course.collected import load_state, state_path
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
-from gradekit.course.roster import Identity, Roster, load_roster, read_roster, save_roster
+from gradekit.course.roster import (
+    Identity,
+    Roster,
+    load_lab_worksheet,
+    load_roster,
+    read_roster,
+    save_roster,
+    team_members,
+)
 from gradekit.course.safe_text import csv_safe, terminal_safe
 from gradekit.intake.layouts import (
     BLACKBOARD,
@@ -52,6 +60,7 @@ from gradekit.intake.layouts import (
     normalise_stem,
     parse_time,
     resubmission_number,
+    team_key,
 )
 from gradekit.intake.students import register_students
 from gradekit.scoring.late import apply_dates, due_date
@@ -263,7 +272,7 @@ def identify_all(files: list[Found], context: Context, roster: Roster | None) ->
             continue
         found.notebook_stem = normalise_stem(placement.filename)
         found.late, found.submitted_at, found.attachment = placement.late, placement.submitted_at, placement.attachment
-        if len(placement.identities) > 1:  # a Gradescope group: the notebook is every member's
+        if len(placement.identities) > 1:  # a Gradescope group or a Moodle team: the notebook is every member's
             found.notes.append(f"group submission of {len(placement.identities)} students")
         for index, identity in enumerate(placement.identities):
             one = found if index == 0 else copy.copy(found)
@@ -542,9 +551,12 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
     files = read_download(download, skipped)
     new_roster = read_roster_file(roster) if roster is not None else None
     if new_roster is not None:
-        save_roster(course.root, new_roster)
-    known = load_roster(course.root)
+        save_roster(course.root, new_roster, lab)
+    known = load_roster(course.root, [lab])
     context = read_context(files, lab, labs, zone)
+    teams = team_members(load_lab_worksheet(course.root, lab))
+    if teams is not None:
+        context.teams = {team_key(name): members for name, members in teams.items()}
     files = identify_all(files, context, known)
     plan(files, lab, canonical, release_answers(course, lab, canonical))
     place(files, course, lab, canonical, replace, due_date(course, lab))

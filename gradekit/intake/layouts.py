@@ -1,9 +1,16 @@
 """The file layouts of LMS bulk downloads, and what each says about a file: whose, when, late or not.
 
-* Canvas: `<sortablename>_[LATE_]<userid>_<attachmentid>_<file>`, re-uploads `<file>-1`, `-2`;
-  id: the user id; time: none, only the `LATE` flag (upper or lower case).
-* Moodle: a folder `<Full Name>_<participantid>_assignsubmission_file_/<file>`, or that prefix and
-  `<file>` as one flat name; id: the participant id; time: none (the grading worksheet has it).
+Each rule is read from the LMS's own code (cited beside each pattern), not from examples:
+* Canvas (`lib/content_zipper.rb`, `get_filename`, `sanitize_user_name`, `add_upload_submission`):
+  `<sortablename>_[LATE_]<userid>_<attachmentid>_<file>`; the name is lower-cased and keeps `_` (but never
+  `_<digits>_`); anonymous grading writes `[LATE_]anon_<anonymous id>_<attachmentid>_<file>`; re-uploads
+  `<file>-1`, `-2`. Id: the user id (anonymous: `anon_<id>`); time: none, only the `LATE` flag.
+* Moodle (`mod/assign/classes/downloader.php`, `get_student_prefix`, `load_submissionplugin_filelist`):
+  the prefix `<Full Name>_<participant id>` (the name with `_` replaced by ' '), then
+  `_assignsubmission_file` and, by default, a folder (`<prefix>_assignsubmission_file/<file>`, Moodle 4.1
+  and later; `..._file_/<file>` before), or one flat name `<prefix>_assignsubmission_file_<file>`. Team
+  submissions (4.1 and later) use `<group name>_<group id>` once per group: the worksheet's Group column
+  says who is in it (`Context.teams`). Id: the participant id; time: none (the worksheet has it).
 * Blackboard: `<Assignment>_<user>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>`, and a receipt
   `<...>_attempt_<...>.txt` (`Name: Jane Smith (jsmith)`); id: the user name; time: the attempt's.
 * Gradescope export: `submission_<n>/<file>` and `submission_metadata.yml`; id: the SID, else the
@@ -30,11 +37,17 @@ from gradekit.course.safe_text import is_safe_student_id
 MAX_METADATA_BYTES = 10 * 2**20
 MAX_RECEIPT_BYTES = 2**20
 
-CANVAS = re.compile(r"^(?P<name>[^_]*?)_(?:(?P<late>late)_)?(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$",
-                    re.IGNORECASE)
-# Moodle writes the full name with '_' replaced by ' ', so the name has no '_'.
-MOODLE = re.compile(r"^(?P<name>[^_]+)_(?P<user>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)_(?P<rest>.*)$",
-                    re.DOTALL)
+# The name may hold '_' but never '_<digits>_' (sanitize_user_name), so the first `_<digits>_<digits>_`
+# is the user and the attachment: Canvas's own reading (`Assignment#infer_comment_context_from_filename`).
+CANVAS = re.compile(r"^(?P<name>.*?)_(?:(?P<late>late)_)?(?P<user>\d+)_(?P<attachment>\d+)_(?P<file>.+)$",
+                    re.IGNORECASE | re.DOTALL)
+CANVAS_ANONYMOUS = re.compile(r"^(?:(?P<late>late)_)?anon_(?P<anon>[A-Za-z0-9]+)_(?P<attachment>\d+)_(?P<file>.+)$",
+                              re.IGNORECASE | re.DOTALL)
+# Moodle writes the full name (or team name) with '_' replaced by ' ', so the name has no '_'. A folder
+# ends `_assignsubmission_file` (4.1 and later) or `_assignsubmission_file_` (earlier); a flat name goes on.
+MOODLE = re.compile(r"^(?P<name>[^_]+)_(?P<user>\d+)_assign(?:submission|feedback)_(?P<plugin>[a-z]+)"
+                    r"(?:_(?P<rest>.*))?$", re.DOTALL)
+MOODLE_FILENAME_CHARS = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")  # what clean_filename removes from a prefix
 BLACKBOARD = re.compile(r"^(?P<prefix>(?P<assignment>.+)_(?P<user>[^_]+)_attempt_"
                         r"(?P<time>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d))(?:_(?P<file>.+))?$", re.DOTALL)
 BLACKBOARD_NAME = re.compile(r"^\s*Name:\s*(?P<name>.*?)\s*\((?P<user>[^()\s]+)\)\s*$", re.MULTILINE)
@@ -159,6 +172,15 @@ class Context:
     zone: tzinfo = UTC  # Blackboard writes attempt times in the server's time zone
     gradescope: dict[str, dict] | None = None
     receipts: dict[str, tuple[str, str]] = field(default_factory=dict)  # attempt prefix -> (user, name)
+    # A Moodle team assignment (the worksheet has a Group column): team name key -> its members. None:
+    # not known to be a team assignment, so a Moodle prefix names one participant.
+    teams: dict[str, list[Identity]] | None = None
+
+
+def team_key(name: str) -> str:
+    """A Moodle team name as its download prefix spells it and as the worksheet does, made comparable."""
+    name = MOODLE_FILENAME_CHARS.sub("", unicodedata.normalize("NFC", name).replace("_", " "))
+    return re.sub(r"\s+", " ", name).strip().casefold()
 
 
 def identify(source: str, context: Context) -> Placement | None:
@@ -169,6 +191,8 @@ def identify(source: str, context: Context) -> Placement | None:
         moodle = MOODLE.match(part)
         if moodle and (index < len(parts) - 1 or moodle["rest"]):
             filename = name if index < len(parts) - 1 else moodle["rest"]
+            if context.teams is not None:
+                return _moodle_team(moodle, filename, context.teams)
             return Placement("moodle", [Identity("moodle", moodle["user"], clean_field(moodle["name"]))], filename)
     for part in parts[:-1]:
         if GRADESCOPE_FOLDER.match(part):
@@ -176,11 +200,26 @@ def identify(source: str, context: Context) -> Placement | None:
     blackboard = BLACKBOARD.match(name)
     if blackboard and blackboard["file"]:
         return _blackboard(blackboard, context)
+    anonymous = CANVAS_ANONYMOUS.match(name)
+    if anonymous:  # anonymous grading: the id is the submission's anonymous id, not a user
+        return Placement("canvas", [Identity("canvas", f"anon_{anonymous['anon']}")], anonymous["file"],
+                         late=bool(anonymous["late"]), attachment=int(anonymous["attachment"][:18]))
     canvas = CANVAS.match(name)
     if canvas:
         return Placement("canvas", [Identity("canvas", canvas["user"], clean_field(canvas["name"]))],
                          canvas["file"], late=bool(canvas["late"]), attachment=int(canvas["attachment"][:18]))
     return _folder(parts, context)
+
+
+def _moodle_team(match: re.Match, filename: str, teams: dict[str, list[Identity]]) -> Placement:
+    """A team's one copy (`<group name>_<group id>`): every member's, from the worksheet's Group column;
+    never the participant whose number happens to equal the group id."""
+    members = teams.get(team_key(match["name"]), [])
+    placement = Placement("moodle team", list(members), filename)
+    if not members:
+        placement.problem = (f"team {clean_field(match['name'])!r} (group {match['user']}) is in no row of the "
+                             "worksheet's Group column: give the worksheet of this assignment as --roster")
+    return placement
 
 
 def _gradescope(folder: str, name: str, context: Context) -> Placement:
