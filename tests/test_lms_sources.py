@@ -150,3 +150,17 @@ def test_canvas_names_with_underscores_late_and_anonymous_ids(course, tmp_path):
     collect.collect(course, LAB, make_zip(tmp_path / "canvas.zip", entries))
     assert placed(course) == {"201": "ann", "202": "jo late", "anon_x1Y2z": "anon letters",
                               "anon_12345": "anon digits"}  # never user 12345, who does not exist
+
+
+def test_a_file_from_a_user_not_on_the_roster_is_said_so(course, tmp_path, capsys):
+    roster = tmp_path / "export.csv"
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Lab 1 (42)\n"
+                      "    Points Possible,,,,,10\n\"O_Brien, Ann\",201,S1,ann,A,\n", encoding="utf-8")
+    entries = {canvas_name("O_Brien, Ann", 201, 9001, f"{NOTEBOOK}.ipynb"): notebook_bytes("ann"),
+               canvas_name("Stranger, Sam", 299, 9002, f"{NOTEBOOK}.ipynb"): notebook_bytes("sam")}
+    collect.collect(course, LAB, make_zip(tmp_path / "canvas.zip", entries), roster=roster)
+    assert "WARNING: 1 student(s) not on the roster: 299" in capsys.readouterr().out
+    ann_file, sam_file = entries
+    rows = report(course)
+    assert "not on the canvas roster" in rows[f"{sam_file}|299"]["notes"]
+    assert "not on the" not in rows[f"{ann_file}|201"]["notes"]

@@ -11,6 +11,7 @@ grader reads the same settings (`Delimiters.of(course)`), never a spelling of it
 from __future__ import annotations
 
 import ast
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -141,6 +142,32 @@ def _region_lines(source: str, begin: str, end: str, inside: bool) -> list[str]:
         elif within == inside:
             lines.append(line)
     return lines
+
+
+# ---------------------------------------------------------------- answers of a notebook file
+
+
+def answer_sources(data: bytes) -> dict[str, str] | None:
+    """grade_id -> source of every answer cell of a notebook file (raw JSON, untrusted); None if unreadable."""
+    try:
+        nb = json.loads(data)
+        answers = {}
+        for cell in nb.get("cells", []):
+            meta = (cell.get("metadata") or {}).get("nbgrader") or {}
+            if meta.get("solution") and isinstance(meta.get("grade_id"), str):
+                source = cell.get("source", "")
+                answers[meta["grade_id"]] = "".join(source) if isinstance(source, list) else str(source)
+        return answers
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        return None
+
+
+def is_release_stub(data: bytes, release: dict[str, str]) -> bool:
+    """An unchanged copy of the release: every answer cell as released."""
+    answers = answer_sources(data)
+    if not release or not answers:
+        return False
+    return all(answers.get(grade_id, source) == source for grade_id, source in release.items())
 
 
 # ---------------------------------------------------------------- what a cell defines

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.collected import load_state, state_path
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
@@ -279,6 +280,8 @@ def identify_all(files: list[Found], context: Context, roster: Roster | None) ->
             one.notes = list(found.notes)
             known = roster.students.get(identity.student) if roster else None
             one.identity = identity.merged(known)
+            if roster is not None and known is None and roster.kind == identity.lms:
+                one.notes.append(f"not on the {roster.kind} roster: check the download is this course's")
             if known and known.extra.get("Last modified (submission)") and one.submitted_at is None:
                 # Moodle's worksheet has the submission time the download lacks.
                 one.submitted_at = parse_time(known.extra["Last modified (submission)"], context.zone)
@@ -289,34 +292,12 @@ def identify_all(files: list[Found], context: Context, roster: Roster | None) ->
 # ---------------------------------------------------------------- choosing
 
 
-def release_answers(course: Course, lab: str, canonical: str) -> dict[str, str]:
+def releaseanswer_sources(course: Course, lab: str, canonical: str) -> dict[str, str]:
     """grade_id -> source of the release's answer cells (what an untouched stub contains)."""
     path = course.release / lab / f"{canonical}.ipynb"
     if not path.is_file():
         return {}
-    return _answers(path.read_bytes()) or {}
-
-
-def _answers(data: bytes) -> dict[str, str] | None:
-    try:
-        nb = json.loads(data)
-        answers = {}
-        for cell in nb.get("cells", []):
-            meta = (cell.get("metadata") or {}).get("nbgrader") or {}
-            if meta.get("solution") and isinstance(meta.get("grade_id"), str):
-                source = cell.get("source", "")
-                answers[meta["grade_id"]] = "".join(source) if isinstance(source, list) else str(source)
-        return answers
-    except (ValueError, AttributeError, TypeError, RecursionError):
-        return None
-
-
-def is_stub(data: bytes, release: dict[str, str]) -> bool:
-    """An unchanged copy of the release: every answer cell as released."""
-    answers = _answers(data)
-    if not release or not answers:
-        return False
-    return all(answers.get(grade_id, source) == source for grade_id, source in release.items())
+    return answer_sources(path.read_bytes()) or {}
 
 
 def choose(candidates: list[Found], canonical: str, lab: str) -> tuple[Found, list[Found], str]:
@@ -356,7 +337,7 @@ def plan(files: list[Found], lab: str, canonical: str, release: dict[str, str] |
             found.action = "not placed"
             found.notes.append("empty LMS user id")
             continue
-        found.stub = is_stub(found.data, release or {})
+        found.stub = is_release_stub(found.data, release or {})
         by_student.setdefault(found.student, []).append(found)
         raw_ids.setdefault(found.student, set()).add((found.identity.lms, found.identity.user))
     for student, candidates in by_student.items():
@@ -515,6 +496,10 @@ def print_report(files: list[Found], skipped: list[tuple[str, str]], report: Pat
         print(f"\nCould not place {len(unplaced)} file(s):")
         for source, reason in unplaced:
             print(f"  {terminal_safe(source, 120)}: {terminal_safe(reason)}")
+    strangers = sorted({str(f.student) for f in placed if any(n.startswith("not on the ") for n in f.notes)})
+    if strangers:
+        print(f"\nWARNING: {len(strangers)} student(s) not on the roster: "
+              f"{terminal_safe(', '.join(strangers[:20]), 300)}")
     students = len({f.student for f in placed})
     print(f"\n{students} student(s), {len(unplaced)} file(s) not placed; report: {report}")
 
@@ -558,7 +543,7 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
     if teams is not None:
         context.teams = {team_key(name): members for name, members in teams.items()}
     files = identify_all(files, context, known)
-    plan(files, lab, canonical, release_answers(course, lab, canonical))
+    plan(files, lab, canonical, releaseanswer_sources(course, lab, canonical))
     place(files, course, lab, canonical, replace, due_date(course, lab))
     register_students(course, lab, [f.identity for f in files if f.action in
                                     ("placed", "replaced", "unchanged", "kept existing")])

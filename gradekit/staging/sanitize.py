@@ -12,11 +12,12 @@ from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 
+from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.directory import Course
 from gradekit.course.gradebook import nbgrader_api
 from gradekit.course.status import Status, StudentStatus
 from gradekit.staging.isolated import prepare_submission_bounded
-from gradekit.staging.repair import InvalidSubmission
+from gradekit.staging.repair import MAX_NOTEBOOK_BYTES, InvalidSubmission
 
 
 def sanitize_api(config: Config, staging: Path) -> NbGraderAPI:
@@ -48,16 +49,19 @@ def stage(course: Course, lab: str, student: str, staging: Path,
     target = staging / "submitted" / student / lab
     _copy_regular_files(course.submitted / student / lab, target)
     notebook = target / f"{course.notebook_name(lab)}.ipynb"
-    if not notebook.is_file():
-        others = sorted(p for p in target.glob("*.ipynb") if p.is_file())
-        if len(others) != 1:
-            found = ", ".join(p.name for p in others) or "no notebook"
-            status.status, status.reason = Status.INVALID, (
-                f"no {notebook.name} in the submission ({found}); place files with `gradekit collect`")
-            return status
-        # One notebook under another name (`Copy of ...`, `lab1 (2).ipynb`): it is the submission.
-        others[0].rename(notebook)
-        status.repairs.append(f"graded {others[0].name} as {notebook.name}")
+    candidates = sorted(p for p in target.glob("*.ipynb") if p.is_file())
+    chosen, why = choose_notebook(candidates, notebook, release_nb)
+    if chosen is None:
+        deeper = sorted(str(p.relative_to(target)) for p in target.glob("*/**/*.ipynb") if p.is_file())
+        where = f"; found {', '.join(deeper[:3])} in a folder below: move it up" if deeper else ""
+        status.status, status.reason = Status.INVALID, (
+            f"no {notebook.name} in the submission ({why}){where}; place files with `gradekit collect`")
+        return status
+    if chosen != notebook:  # the submission under another name (`Copy of ...`, `lab1 (2).ipynb`)
+        if notebook.exists():
+            notebook.rename(notebook.with_name(f".not-graded-{notebook.name}"))
+        chosen.rename(notebook)
+        status.repairs.append(f"graded {chosen.name} as {notebook.name}" + (f" ({why})" if why else ""))
     try:
         prepared = prepare_submission_bounded(notebook, release_nb)  # time and memory limits, own process
     except InvalidSubmission as error:
@@ -67,6 +71,28 @@ def stage(course: Course, lab: str, student: str, staging: Path,
     status.flags = list(prepared.flags)
     nbformat.write(prepared.notebook, notebook)
     return status
+
+
+def choose_notebook(candidates: list[Path], canonical: Path,
+                    release_nb: nbformat.NotebookNode | None) -> tuple[Path | None, str]:
+    """The notebook to grade in a folder placed by hand, and why; (None, what was found) when there is none.
+
+    The rule `collect` applies to a download: an edited notebook beats an unchanged copy of the release,
+    then the one named for the lab, then the latest."""
+    if not candidates:
+        return None, "no notebook"
+    if len(candidates) == 1:
+        return candidates[0], ""
+    release = answer_sources(nbformat.writes(release_nb).encode()) if release_nb is not None else None
+
+    def edited(path: Path) -> bool:
+        return not is_release_stub(path.read_bytes()[:MAX_NOTEBOOK_BYTES], release or {})
+
+    ranked = sorted(candidates, key=lambda p: (edited(p), p == canonical, p.stat().st_mtime), reverse=True)
+    chosen = ranked[0]
+    reason = ("the others are unchanged copies of the release" if edited(chosen) and not any(map(edited, ranked[1:]))
+              else "named for the lab" if chosen == canonical else "the latest")
+    return chosen, f"chosen from {len(candidates)} notebooks: {reason}"
 
 
 class Sanitizer:
