@@ -164,3 +164,17 @@ def test_a_file_from_a_user_not_on_the_roster_is_said_so(course, tmp_path, capsy
     rows = report(course)
     assert "not on the canvas roster" in rows[f"{sam_file}|299"]["notes"]
     assert "not on the" not in rows[f"{ann_file}|201"]["notes"]
+
+
+def test_a_canvas_group_copy_goes_to_every_member_of_the_group(course, tmp_path):
+    # People > the group set > Export: doc/api/group_category_csv.md's columns, one row per member.
+    groups = tmp_path / "groups.csv"
+    groups.write_text("name,canvas_user_id,user_id,login_id,sections,group_name,canvas_group_id,group_id\n"
+                      '"Byron, Ada",301,S301,ada,A,Group 1,77,\n"Turing, Alan",302,S302,alan,A,Group 1,77,\n'
+                      '"Hopper, Grace",303,S303,grace,B,Group 2,78,\n', encoding="utf-8")
+    entries = {  # Assignment#representatives: one file per group, under one member's id
+        canvas_name("Turing, Alan", 302, 9101, f"{NOTEBOOK}.ipynb"): notebook_bytes("group 1"),
+        canvas_name("Hopper, Grace", 303, 9102, f"{NOTEBOOK}.ipynb"): notebook_bytes("group 2"),
+    }
+    collect.collect(course, LAB, make_zip(tmp_path / "canvas.zip", entries), groups=groups)
+    assert placed(course) == {"301": "group 1", "302": "group 1", "303": "group 2"}

@@ -31,7 +31,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gradekit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gradekit", description=(
+        "The course kit's instructor commands: release, collect, grade, feedback, report, the LMS round trip, "
+        "publish; demo, bench, corpus."))
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="take this download's submissions even where they are older than those collected")
     parser.add_argument("--roster", type=Path, default=None,
                         help="Canvas gradebook export, Moodle grading worksheet or id,name,email CSV (kept)")
+    parser.add_argument("--groups", type=Path, default=None,
+                        help="Canvas group set export (a group assignment: each group's file goes to every member)")
     parser.add_argument("--timezone", default=None,
                         help="time zone of times without one (Blackboard attempt names), e.g. Europe/Paris; "
                              "default UTC")
@@ -31,5 +33,5 @@ def main(args: argparse.Namespace) -> int:
     if not args.download.exists():
         raise UsageError(f"{args.download}: no such file or folder")
     files, skipped = collect(course, args.lab, args.download, replace=args.replace, roster=args.roster,
-                             timezone=args.timezone)
+                             groups=args.groups, timezone=args.timezone)
     return 0 if any(f.action in ("placed", "replaced", "unchanged", "kept existing") for f in files) else 1

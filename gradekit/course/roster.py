@@ -236,3 +236,50 @@ def load_roster(course_root: Path, labs: list[str] | tuple[str, ...] = ()) -> Ro
             if known is None or known.lms == "moodle":
                 roster.students[student] = identity
     return roster
+
+
+def groups_path(course_root: Path, lab: str) -> Path:
+    return course_root / "reports" / lab / "groups.json"
+
+
+def read_canvas_groups(path: Path) -> dict[str, list[Identity]]:
+    """A Canvas group set export (People > the group set > Export; doc/api/group_category_csv.md:
+    `canvas_user_id`, `group_name`, `canvas_group_id`, ... one row per member): group -> its members."""
+    rows = _rows(path)
+    if not rows:
+        raise ValueError(f"{path}: empty")
+    header = [h.strip().lower() for h in rows[0]]
+    if "canvas_user_id" not in header or not ({"canvas_group_id", "group_name"} & set(header)):
+        raise ValueError(f"{path}: not a Canvas group set export (canvas_user_id, group_name, canvas_group_id, ...)")
+
+    def value(row: list[str], name: str) -> str:
+        return clean_field(row[header.index(name)]) if name in header and header.index(name) < len(row) else ""
+
+    groups: dict[str, list[Identity]] = {}
+    for row in rows[1:]:
+        user, group = value(row, "canvas_user_id"), value(row, "canvas_group_id") or value(row, "group_name")
+        if user.isdigit() and group:
+            member = Identity("canvas", user, value(row, "name"), login=value(row, "login_id"),
+                              sis_id=value(row, "user_id"))
+            groups.setdefault(group, []).append(member)
+    return groups
+
+
+def save_groups(course_root: Path, lab: str, groups: dict[str, list[Identity]]) -> Path:
+    path = groups_path(course_root, lab)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {group: [asdict(member) for member in members] for group, members in groups.items()}
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def canvas_group_of(course_root: Path, lab: str) -> dict[str, list[Identity]]:
+    """Canvas user id -> every member of their group, for the lab's group assignment (`collect --groups`)."""
+    path = groups_path(course_root, lab)
+    if not path.is_file():
+        return {}
+    fields_ = Identity.__dataclass_fields__
+    groups = {group: [Identity(**{k: v for k, v in member.items() if k in fields_}) for member in members]
+              for group, members in json.loads(path.read_text(encoding="utf-8")).items()}
+    return {member.user: members for members in groups.values() for member in members}
+

@@ -44,9 +44,12 @@ from gradekit.course.exits import UsageError
 from gradekit.course.roster import (
     Identity,
     Roster,
+    canvas_group_of,
     load_lab_worksheet,
     load_roster,
+    read_canvas_groups,
     read_roster,
+    save_groups,
     save_roster,
     team_members,
 )
@@ -513,6 +516,15 @@ def time_zone(name: str | None) -> tzinfo:
         raise UsageError(f"--timezone {name!r}: unknown time zone (e.g. Europe/Paris, America/New_York)") from error
 
 
+def read_groups_file(path: Path) -> dict[str, list[Identity]]:
+    if not path.is_file():
+        raise UsageError(f"--groups {path}: no such file")
+    try:
+        return read_canvas_groups(path)
+    except (ValueError, UnicodeDecodeError, csv.Error) as error:
+        raise UsageError(f"--groups: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+
+
 def read_roster_file(path: Path) -> Roster:
     if not path.is_file():
         raise UsageError(f"--roster {path}: no such file")
@@ -524,7 +536,7 @@ def read_roster_file(path: Path) -> Roster:
 
 
 def collect(course: Course, lab: str, download: Path, replace: bool = False, roster: Path | None = None,
-            timezone: str | None = None) -> tuple[list[Found], list]:
+            timezone: str | None = None, groups: Path | None = None) -> tuple[list[Found], list]:
     """Place the download's notebooks; returns (files, skipped) as reported."""
 
     canonical = course.notebook_name(lab) if course.source.joinpath(lab).is_dir() else \
@@ -535,13 +547,17 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
     zone = time_zone(timezone)
     files = read_download(download, skipped)
     new_roster = read_roster_file(roster) if roster is not None else None
+    new_groups = read_groups_file(groups) if groups is not None else None
     if new_roster is not None:
         save_roster(course.root, new_roster, lab)
+    if new_groups is not None:
+        save_groups(course.root, lab, new_groups)
     known = load_roster(course.root, [lab])
     context = read_context(files, lab, labs, zone)
     teams = team_members(load_lab_worksheet(course.root, lab))
     if teams is not None:
         context.teams = {team_key(name): members for name, members in teams.items()}
+    context.canvas_groups = canvas_group_of(course.root, lab)
     files = identify_all(files, context, known)
     plan(files, lab, canonical, releaseanswer_sources(course, lab, canonical))
     place(files, course, lab, canonical, replace, due_date(course, lab))

@@ -175,6 +175,10 @@ class Context:
     # A Moodle team assignment (the worksheet has a Group column): team name key -> its members. None:
     # not known to be a team assignment, so a Moodle prefix names one participant.
     teams: dict[str, list[Identity]] | None = None
+    # A Canvas group assignment (`collect --groups`): user id -> every member of that user's group. Canvas
+    # sends one copy per group, under one member's id (`Assignment#representatives`), and posts a grade
+    # to every member (`grade_student`): the copy is each member's.
+    canvas_groups: dict[str, list[Identity]] = field(default_factory=dict)
 
 
 def team_key(name: str) -> str:
@@ -206,7 +210,9 @@ def identify(source: str, context: Context) -> Placement | None:
                          late=bool(anonymous["late"]), attachment=int(anonymous["attachment"][:18]))
     canvas = CANVAS.match(name)
     if canvas:
-        return Placement("canvas", [Identity("canvas", canvas["user"], clean_field(canvas["name"]))],
+        sender = Identity("canvas", canvas["user"], clean_field(canvas["name"]))
+        members = context.canvas_groups.get(canvas["user"])
+        return Placement("canvas group" if members else "canvas", list(members) if members else [sender],
                          canvas["file"], late=bool(canvas["late"]), attachment=int(canvas["attachment"][:18]))
     return _folder(parts, context)
 
