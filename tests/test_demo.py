@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 
@@ -19,3 +20,13 @@ def test_demo_grades_the_demo_class_end_to_end(tmp_path):
     for name in ("reports/index.html", "reports/grades.csv"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
     assert list((tmp_path / "demo" / "feedback").glob("*/lab1/*.html"))
+    # lab2 comes from a Moodle 4.1+ download with its worksheet: participants, grades at Moodle's scale.
+    assert sorted(p.name for p in (tmp_path / "demo" / "submitted").iterdir() if p.name.startswith("20")) == [
+        str(2000 + n) for n in range(6)]
+    assert "moodle: lab2: points out of 36 -> out of 10" in result.stdout
+    with (tmp_path / "demo" / "reports" / "lms" / "moodle-lab2.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and all(row["Maximum Grade"] == "10.00" for row in rows)
+    assert max(float(row["Grade"]) for row in rows) <= 10.0 < 32.0
+    assert "canvas: lab1: points out of 45 -> out of 10 (e.g. 40/45 -> 8.89/10" in result.stdout  # Points Possible
+    assert "canvas: lab2 left out" in result.stdout  # the Canvas export has no lab2 column: never a new assignment

@@ -11,7 +11,15 @@ from pathlib import Path
 from gradekit.authoring.release import release_lab
 from gradekit.commands import main as gradekit_main
 from gradekit.course.directory import REPO_ROOT, Course
-from gradekit.proof.demo import demo_class, demo_problems, print_score_table, read_status, write_lms_zip
+from gradekit.proof.demo import (
+    demo_class,
+    demo_problems,
+    print_score_table,
+    read_status,
+    write_canvas_export,
+    write_lms_zip,
+    write_moodle_worksheet,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +45,29 @@ def main(args: argparse.Namespace) -> int:
     course = Course(args.course)
     for lab in labs:
         course.nbgrader("generate_assignment", lab, "--force")
-        download = args.course / "downloads" / f"{lab}_submissions.zip"
+        lms = "moodle" if len(labs) > 1 and lab == labs[1] else "canvas"
+        download = args.course / "downloads" / f"{lab}_{lms}_submissions.zip"
         download.parent.mkdir(exist_ok=True)
-        write_lms_zip(download, lab, course.notebook_name(lab), demo_class(course, lab))
-        print(f"\n=== {lab}: collect, grade, feedback ===", flush=True)
-        gradekit_main(["collect", lab, str(download), "--course", str(course.root)])
+        files = demo_class(course, lab)
+        write_lms_zip(download, lab, course.notebook_name(lab), files, lms)
+        roster = []
+        if lms == "canvas" and lab == labs[0]:
+            export = args.course / "downloads" / "canvas_gradebook_export.csv"
+            write_canvas_export(export, list(files), [lab for lab in labs if lab != labs[min(1, len(labs) - 1)]]
+                                if len(labs) > 1 else labs)
+            roster = ["--roster", str(export)]
+        if lms == "moodle":
+            worksheet = args.course / "downloads" / f"{lab}_grading_worksheet.csv"
+            write_moodle_worksheet(worksheet, list(files))
+            roster = ["--roster", str(worksheet)]
+        print(f"\n=== {lab} ({lms} download): collect, grade, feedback ===", flush=True)
+        gradekit_main(["collect", lab, str(download), "--course", str(course.root), *roster])
         gradekit_main(["grade", lab, "--course", str(course.root),
                                           "--workers", str(args.workers)])
         gradekit_main(["feedback", lab, "--course", str(course.root)])
     gradekit_main(["report", *labs, "--course", str(course.root)])
+    print("\n=== grade files for the LMSs ===", flush=True)
+    gradekit_main(["lms", "grades", *labs, "--course", str(course.root)])
     statuses = {lab: read_status(course, lab) for lab in labs}
     print_score_table(statuses)
     print(f"\nfeedback pages: {course.feedback}\nreport: {course.root / 'reports' / 'index.html'}"

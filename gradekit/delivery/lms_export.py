@@ -187,7 +187,7 @@ class Scale:
             return (f"{self.lab}: nbgrader's points as they are, out of {points(self.nbgrader_max)} ({self.source}: "
                     f"the LMS assignment must be out of {points(self.nbgrader_max)}, or set [lms.points] "
                     f"{self.lab} in course.toml)")
-        example = self.nbgrader_max * 8 / 9
+        example = self.nbgrader_max - 5 if self.nbgrader_max > 5 else self.nbgrader_max / 2
         return (f"{self.lab}: points out of {points(self.nbgrader_max)} -> out of {points(self.lms_max)} "
                 f"(e.g. {points(example)}/{points(self.nbgrader_max)} -> {points(self.convert(example))}/"
                 f"{points(self.lms_max)}; {self.source})")
@@ -335,8 +335,10 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
                              f"--column {lab}=\"Title (id)\"); Canvas would create a new assignment")
         plans["canvas"] = (lab_scales(course, labs, maxima, "canvas", roster, columns),
                            {lab: column for lab, column in columns.items() if column is not None})
-    if "moodle" in kinds:
-        plans["moodle"] = (lab_scales(course, labs, maxima, "moodle", roster), {})
+    if "moodle" in kinds:  # a worksheet per lab that came from Moodle (a worksheet given, or Moodle files)
+        moodle_labs = [lab for lab in labs if load_lab_worksheet(course.root, lab) is not None
+                       or any(record.get("lms") == "moodle" for record in load_state(course, lab).values())]
+        plans["moodle"] = (lab_scales(course, moodle_labs, maxima, "moodle", roster), {})
     notes += preview(rows, labs, plans)
     too_high = [f"{kind} {lab}: {row.student} {points(scale.convert(row.labs[lab].score))} > {points(scale.maximum)}"
                 for kind, (scales, _) in plans.items() for lab, scale in scales.items() for row in rows
@@ -359,7 +361,7 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
     if "moodle" in plans:
         scales, _ = plans["moodle"]
         exported_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # PHP's strtotime reads it
-        for lab in labs:
+        for lab in scales:
             notes.append(f"moodle: {scales[lab].rule}")
             written[f"moodle-{lab}"] = out / f"moodle-{lab}.csv"
             write_moodle_csv(written[f"moodle-{lab}"], lab, rows, scales[lab], load_lab_worksheet(course.root, lab),
@@ -373,7 +375,7 @@ def preview(rows: list[StudentResult], labs: list[str], plans: dict[str, tuple[d
     for kind in plans:
         members = [row for row in rows if row.identity.lms == kind and row.identity.user.isdigit()]
         others = len(rows) - len(members)
-        for lab in labs:
+        for lab in (plans[kind][1] or plans[kind][0]) if kind == "canvas" else plans[kind][0]:
             results_ = [row.labs[lab] for row in members]
             counts = {
                 "graded": sum(r.status == "graded" and "not graded yet" not in r.reason for r in results_),

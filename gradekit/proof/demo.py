@@ -8,8 +8,9 @@ it never mixes with real grades in the repository root. Per lab it has:
   cora   ada's notebook after a Colab round trip: nbgrader metadata lost, Colab metadata added
   dan    a damaged file (truncated JSON)
   eve    a correct notebook that also monkeypatches torch.allclose (flagged for the instructor)
-The files arrive as an LMS (Canvas-style) bulk download and go through `collect`, then
-`grade`, `feedback` and `report`.
+The files arrive as an LMS bulk download, named as the LMS's own code names them (the second lab's
+from Moodle 4.1+ with its grading worksheet, the others from Canvas), and go through `collect`, then
+`grade`, `feedback`, `report` and the grade files for the LMS (`lms grades`, at the LMS's scale).
 """
 
 from __future__ import annotations
@@ -78,17 +79,52 @@ def demo_class(course: Course, lab: str) -> dict[str, bytes]:
     return files
 
 
-def write_lms_zip(path: Path, lab: str, notebook_name: str, files: dict[str, bytes]) -> None:
-    """A Canvas-style bulk download: <name>_<user id>_<submission id>_<original file name>."""
+def write_lms_zip(path: Path, lab: str, notebook_name: str, files: dict[str, bytes], lms: str = "canvas") -> None:
+    """A bulk download named as the LMS's own code names it: Canvas (`lib/content_zipper.rb`):
+    `<name>_<user id>_<attachment id>_<file>`; Moodle 4.1+ (`mod/assign/classes/downloader.php`, folders):
+    `<Full Name>_<participant id>_assignsubmission_file/<file>`."""
     with zipfile.ZipFile(path, "w") as archive:
         for number, (student, content) in enumerate(sorted(files.items())):
             original = f"Copy of {notebook_name}.ipynb" if student == "cora" else f"{notebook_name}.ipynb"
-            archive.writestr(f"{student}_{1000 + number}_{5000 + number}_{original}", content)
+            if lms == "moodle":
+                archive.writestr(f"{student.title()}_{MOODLE_FIRST + number}_assignsubmission_file/{original}", content)
+            else:
+                archive.writestr(f"{student}_{1000 + number}_{5000 + number}_{original}", content)
+
+
+MOODLE_FIRST = 2000  # the demo's Moodle participant numbers
+MOODLE_MAXIMUM = "10.00"  # the demo Moodle assignment is out of 10: grades are scaled to it
+
+
+CANVAS_POINTS = "10"  # the demo Canvas assignments are out of 10 as well
+
+
+def write_canvas_export(path: Path, students: list[str], labs: list[str]) -> None:
+    """The course's Canvas gradebook export (Grades > Export): a column `<title> (<assignment id>)` per lab
+    and the "Points Possible" row, as `lib/gradebook_exporter.rb` writes them."""
+    columns = [f"{lab.title()} ({900 + number})" for number, lab in enumerate(labs)]
+    lines = [",".join(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns]),
+             ",".join(["    Points Possible", "", "", "", "", *([CANVAS_POINTS] * len(labs))])]
+    for number, student in enumerate(sorted(students)):
+        lines.append(",".join([student.title(), str(1000 + number), f"S{1000 + number}", student, "A",
+                               *([""] * len(labs))]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_moodle_worksheet(path: Path, students: list[str]) -> None:
+    """The assignment's grading worksheet as Moodle writes it (`mod/assign/gradingtable.php`, download mode)."""
+    header = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
+              "Last modified (submission)", "Last modified (grade)", "Feedback comments"]
+    lines = [",".join(header)]
+    for number, student in enumerate(sorted(students)):
+        lines.append(f"Participant {MOODLE_FIRST + number},{student.title()},{student}@example.edu,"
+                     f"Submitted for grading,,{MOODLE_MAXIMUM},Yes,-,-,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def read_status(course: Course, lab: str) -> dict[str, StudentStatus]:
     """The grader's status per student, keyed by display name (students are graded under their LMS id)."""
-    names = {student: record.get("name") or student for student, record in load_state(course, lab).items()}
+    names = {student: (record.get("name") or student).lower() for student, record in load_state(course, lab).items()}
     return {names.get(student, student): entry for student, entry in status_file(course, lab).students.items()}
 
 
