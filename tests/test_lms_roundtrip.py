@@ -153,8 +153,9 @@ def test_invalid_resubmission_replaces_the_old_score_with_zero_and_the_reason(tr
     assert rows["105"][f"{LAB} points"] == "0" and rows["105"][f"{LAB} status"] == "invalid"
     assert "could not be graded" in rows["105"][f"{LAB} reason"]
     with zipfile.ZipFile(zips["canvas"]) as archive:
-        page = archive.read("leeann_105_1006_tiny-double-feedback.html").decode()
-    assert "could not be graded" in page and "0 / 3" in page
+        feedback = nbformat.reads(archive.read("leeann_105_1006_tiny-double-feedback.ipynb").decode(), as_version=4)
+    text = "".join(cell.source for cell in feedback.cells)
+    assert "could not be graded" in text and "0 / 3" in text
 
 
 def test_canvas_and_moodle_files_match_the_gradebook_student_by_student(trip):
@@ -197,6 +198,15 @@ def test_feedback_zips_are_named_for_bulk_upload_and_hide_hidden_tests(trip):
     assert all(re.fullmatch(r"[^_]+_\d+_assignsubmission_file_.+\.html", name) for name in moodle_names)
     for page in pages:
         assert SECRET_MARKER not in page and "BEGIN HIDDEN TESTS" not in page.upper()
+    # Canvas attaches each file under the name the student submitted (a .ipynb): each is a notebook, which
+    # Colab opens: the student's cells, a verdict under each graded cell, the failure message where one failed.
+    with zipfile.ZipFile(zips["canvas"]) as archive:
+        wrong = nbformat.reads(archive.read("smithjane_102_1002_tiny-double-feedback.ipynb").decode(), as_version=4)
+    nbformat.validate(wrong)
+    verdicts = [cell.source for cell in wrong.cells if cell.metadata.get("gradekit", {}).get("feedback")]
+    assert verdicts[0].startswith("# Feedback on tiny: 0 / 3") and "test_double" in verdicts[0]
+    assert any(v.startswith("**Feedback: test_double**: 0 / 3") and "double" in v for v in verdicts[1:])
+    assert any("return x ** 2" in cell.source for cell in wrong.cells if cell.cell_type == "code")
 
 
 def test_nbgrader_generate_feedback_shows_no_hidden_test(trip):

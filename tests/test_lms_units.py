@@ -48,7 +48,7 @@ def test_upload_names_follow_each_lms():
     moodle = Identity("moodle", "678", "Zoë_Müller")
     record = {"attachment": 90004}
     assert feedback_name("canvas", canvas, record, "lab1", "lab1_x", "12345") == \
-        "smithjane_12345_90004_lab1-x-feedback.html"
+        "smithjane_12345_90004_lab1-x-feedback.ipynb"  # Canvas shows it under the submitted .ipynb's name
     assert feedback_name("canvas", moodle, {}, "lab1", "lab1_x", "678") is None
     assert feedback_name("moodle", moodle, {}, "lab1", "lab1_x", "678") == \
         "Zoë Müller_678_assignsubmission_file_lab1_x_feedback.html"

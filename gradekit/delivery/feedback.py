@@ -25,6 +25,7 @@ from gradekit.course.directory import Course
 from gradekit.course.safe_text import multiline_safe
 from gradekit.course.status import Status, StudentStatus, read_status
 from gradekit.delivery import pages
+from gradekit.delivery.feedback_notebook import feedback_notebook, notice_notebook, status_text
 from gradekit.scoring.ungradable import load_ungradable
 
 WARNING_LINE = re.compile(r"\b(\w+(?:Warning|Error)): (.*)$", re.MULTILINE)
@@ -309,7 +310,8 @@ def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, ma
 
 
 def write_feedback(course: Course, lab: str, students: list[str] | None = None) -> list[Path]:
-    """Write feedback/<student>/<lab>/<notebook>.html for every autograded student; returns the pages."""
+    """Write feedback/<student>/<lab>/<notebook>.html for every autograded student, and the same feedback as a
+    notebook beside it (`<notebook>.ipynb`: `gradekit.delivery.feedback_notebook`); returns the pages."""
 
     notebook = course.notebook_name(lab) if course.source.joinpath(lab).is_dir() else None
     statuses = grading_status(course, lab)
@@ -331,6 +333,8 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page.parent.mkdir(parents=True, exist_ok=True)
         notice = status_notice(statuses.get(student))
         page.write_text(render_page(nb, grades, total, max_total, student, lab, notice), encoding="utf-8")
+        nbformat.write(feedback_notebook(nb, grades, total, max_total, lab, failure_messages,
+                                         status_text(statuses.get(student))), page.with_suffix(".ipynb"))
         pages.append(page)
     graded = {page.parent.parent.name for page in pages}
     max_total = _max_score(course, lab)
@@ -342,6 +346,7 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page.parent.mkdir(parents=True, exist_ok=True)
         zero = max_total if entry.status == Status.INVALID else None  # invalid work scores 0 (record_ungradable)
         page.write_text(notice_page(student, lab, status_notice(entry), zero), encoding="utf-8")
+        nbformat.write(notice_notebook(lab, status_text(entry), zero), page.with_suffix(".ipynb"))
         pages.append(page)
     return pages
 

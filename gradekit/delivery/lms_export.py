@@ -424,7 +424,8 @@ def feedback_name(kind: str, identity: Identity, record: dict, lab: str, noteboo
         name = name if name and not name.isdigit() else "student"
         attachment = f"_{record['attachment']}" if record.get("attachment") else ""
         # Canvas takes the first two all-digit '_' parts as user and attachment: none may follow.
-        return f"{name}_{identity.user}{attachment}_{notebook.replace('_', '-')}-feedback.html"
+        # A notebook: Canvas shows the file under the name the student submitted (a .ipynb), and Colab opens it.
+        return f"{name}_{identity.user}{attachment}_{notebook.replace('_', '-')}-feedback.ipynb"
     if kind == "moodle":
         if identity.lms != "moodle" or not identity.user.isdigit():
             return None
@@ -450,7 +451,8 @@ def export_feedback(course: Course, lab: str, kinds: tuple[str, ...] = ("canvas"
             identity = _identity(student, {lab: state}, roster)
             name = feedback_name(kind, identity, state.get(student, {}), lab, notebook, student)
             if name:
-                entries[name] = page
+                notebook_page = page.with_suffix(".ipynb")
+                entries[name] = notebook_page if name.endswith(".ipynb") and notebook_page.is_file() else page
         if not entries:
             continue
         path = out / f"feedback-{lab}-{kind}.zip"
