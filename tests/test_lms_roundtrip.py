@@ -122,9 +122,10 @@ def read_csv(path: Path) -> list[dict]:
 
 def test_every_student_graded_under_their_lms_id(trip):
     course, first, first_scores, *_ = trip
-    assert sorted(first) == ["101", "102", "103", "104", "105", "201", "202"]  # 106 is only on the roster
-    assert first_scores["101"] == first_scores["105"] == first_scores["201"] == 3.0
-    assert first_scores["102"] == first_scores["202"] == 0.0  # the other Jane Smiths: their own notebooks
+    # Moodle's participants are students by their e-mail (participant numbers belong to one assignment).
+    assert sorted(first) == ["101", "102", "103", "104", "105", "jane@example.edu", "wang@example.edu"]
+    assert first_scores["101"] == first_scores["105"] == first_scores["wang@example.edu"] == 3.0
+    assert first_scores["102"] == first_scores["jane@example.edu"] == 0.0  # the other Jane Smiths: their own notebooks
     with Gradebook(course.db_url) as gradebook:
         assert gradebook.find_student("103").first_name == "Fang 王芳"  # the roster's name, for the formgrader
         assert gradebook.find_student("103").lms_user_id == "103"
@@ -173,8 +174,10 @@ def test_canvas_and_moodle_files_match_the_gradebook_student_by_student(trip):
     assert canvas["106"]["Student"].startswith("'=")  # a formula in a roster name stays text
     moodle = {row["Identifier"]: row for row in read_csv(written[f"moodle-{LAB}"])}
     assert sorted(moodle) == ["Participant 201", "Participant 202", "Participant 203"]
+    emails = {"Participant 201": "wang@example.edu", "Participant 202": "jane@example.edu",
+              "Participant 203": "ann@example.edu"}
     for identifier, row in moodle.items():  # at Moodle's scale (out of 10, not nbgrader's 3)
-        assert float(row["Grade"]) == round(points.get(identifier.split()[-1], 0.0) * MOODLE_MAXIMUM / 3, 2)
+        assert float(row["Grade"]) == round(points.get(emails[identifier], 0.0) * MOODLE_MAXIMUM / 3, 2)
         assert row["Maximum Grade"] == "10.00"  # Moodle's own maximum, never rewritten
     plain = {row["student"]: row for row in read_csv(written["plain"])}
     assert plain["106"][f"{LAB} status"] == "missing" and plain["106"][f"{LAB} reason"] == "no submission"
@@ -215,7 +218,8 @@ def test_nbgrader_generate_feedback_shows_no_hidden_test(trip):
     assert any(SECRET_MARKER in cell.source for cell in autograded.cells)  # what nbgrader would render
     course.nbgrader("generate_feedback", LAB, "--force")
     pages = sorted(course.feedback.glob(f"*/{LAB}/{NOTEBOOK}.html"))
-    assert {p.parent.parent.name for p in pages} >= {"101", "102", "103", "104", "201", "202"}
+    assert {p.parent.parent.name for p in pages} >= {"101", "102", "103", "104", "wang@example.edu",
+                                                      "jane@example.edu"}
     for page in pages:
         markup = page.read_text(encoding="utf-8")
         text = html.unescape(re.sub(r"<[^>]+>", "", markup))  # nbgrader highlights code: tags split it

@@ -120,7 +120,9 @@ def test_a_moodle_team_copy_goes_to_every_member_never_to_the_participant_number
         moodle_path(moodle_team_prefix("Lost team", 41), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("lost"),
     }
     collect.collect(course, LAB, make_zip(tmp_path / "teams.zip", entries), roster=worksheet)
-    assert placed(course) == {"101": "team A", "102": "team A", "17": "team B"}
+    # Students by e-mail (the worksheet's), never participant 17 for team B's group id 17.
+    assert placed(course) == {"ada@example.edu": "team A", "alan@example.edu": "team A",
+                              "grace@example.edu": "team B"}
     rows = report(course)
     lost = next(row for key, row in rows.items() if key.startswith("Lost team_41"))
     assert lost["action"] == "not placed" and "Group column" in lost["notes"]
@@ -178,3 +180,27 @@ def test_a_canvas_group_copy_goes_to_every_member_of_the_group(course, tmp_path)
     }
     collect.collect(course, LAB, make_zip(tmp_path / "canvas.zip", entries), groups=groups)
     assert placed(course) == {"301": "group 1", "302": "group 1", "303": "group 2"}
+
+
+def test_a_moodle_person_is_one_student_in_every_lab_whatever_their_participant_numbers(course, tmp_path):
+    import shutil
+
+    for folder in ("source", "release"):  # a second lab, like the first
+        shutil.copytree(course.root / folder / LAB, course.root / folder / "lab2")
+    # mod/assign `assign_user_mapping`: each assignment numbers its participants itself.
+    first = moodle_worksheet(tmp_path / "lab1.csv", [(101, "Jane Smith", "Jane@Example.edu", ""),
+                                                     (102, "Bob Stone", "bob@example.edu", "")])
+    second = moodle_worksheet(tmp_path / "lab2.csv", [(555, "Jane Smith", "jane@example.edu", ""),
+                                                      (101, "Bob Stone", "bob@example.edu", "")])
+    collect.collect(course, LAB, make_zip(tmp_path / "m1.zip", {
+        moodle_path(moodle_prefix("Jane Smith", 101), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("jane 1"),
+        moodle_path(moodle_prefix("Bob Stone", 102), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("bob 1")}),
+        roster=first)
+    collect.collect(course, "lab2", make_zip(tmp_path / "m2.zip", {
+        moodle_path(moodle_prefix("Jane Smith", 555), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("jane 2"),
+        moodle_path(moodle_prefix("Bob Stone", 101), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("bob 2")}),
+        roster=second)
+    assert sorted(p.name for p in course.submitted.iterdir()) == ["bob@example.edu", "jane@example.edu"]
+    assert sorted(p.parent.name + "/" + p.name for p in course.submitted.glob("*/*")) == [
+        "bob@example.edu/lab1", "bob@example.edu/lab2", "jane@example.edu/lab1", "jane@example.edu/lab2"]
+    assert placed(course)["jane@example.edu"] == "jane 1"  # participant 101 is Jane in lab1, Bob in lab2

@@ -74,10 +74,13 @@ class Identity:
     login: str = ""
     section: str = ""
     extra: dict[str, str] = field(default_factory=dict)  # e.g. the Moodle worksheet row, for re-export
+    # The person's course-wide key where the LMS's id belongs to one assignment: Moodle's participant
+    # numbers are per assignment (`assign_user_mapping`), so its worksheets are joined on the e-mail.
+    key: str = ""
 
     @property
     def student(self) -> str | None:
-        return lms_student_id(self.user)
+        return lms_student_id(self.key or self.user)
 
     def merged(self, other: Identity | None) -> Identity:
         """This identity completed by `other` (a roster entry), whose names win: a download's name is a
@@ -98,6 +101,13 @@ class Roster:
     # The LMS's own maximum: Canvas, column header -> its "Points Possible"; Moodle, the worksheet's
     # "Maximum Grade" (one assignment per worksheet) under the key "".
     points: dict[str, float] = field(default_factory=dict)
+
+    def find(self, identity: Identity) -> Identity | None:
+        """This roster's entry for a person a download names (by course-wide id, else by the LMS's own id)."""
+        known = self.students.get(identity.student or "")
+        if known is not None:
+            return known
+        return next((i for i in self.students.values() if i.lms == identity.lms and i.user == identity.user), None)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "columns": self.columns, "header": self.header, "points": self.points,
@@ -163,8 +173,10 @@ def read_roster(path: Path) -> Roster:
             if not match:
                 continue
             extra = {h: clean_field(v) for h, v in zip(header, row, strict=False)}
-            identity = Identity("moodle", match[1], column(row, "Full name"), column(row, "Email address"),
-                                column(row, "ID number"), column(row, "Username"), column(row, "Groups"), extra)
+            email = column(row, "Email address")
+            identity = Identity("moodle", match[1], column(row, "Full name"), email, column(row, "ID number"),
+                                column(row, "Username"), column(row, "Groups"), extra,
+                                key=email.lower() if "@" in email else "")
             students[identity.student] = identity
         maxima = {value for identity in students.values()
                   if (value := lms_number(identity.extra.get("Maximum Grade", ""))) is not None}

@@ -85,7 +85,8 @@ def _identity(student: str, states: dict[str, dict], roster: Roster | None) -> I
         if student in state:
             record = state[student]
             identity = Identity(record["lms"], record["user"], record.get("name", ""), record.get("email", ""),
-                                record.get("sis_id", ""), record.get("login", ""), record.get("section", ""))
+                                record.get("sis_id", ""), record.get("login", ""), record.get("section", ""),
+                                key=record.get("key", ""))
             return identity.merged(roster.students.get(student) if roster else None)
     if roster and student in roster.students:
         return roster.students[student]
@@ -266,7 +267,7 @@ def merged_comment(existing: str, ours: str) -> str:
 
 
 def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], scale: Scale, worksheet: Roster | None,
-                     exported_at: str) -> list[str]:
+                     exported_at: str, collected: dict[str, dict] | None = None) -> list[str]:
     """Moodle grading worksheet for one lab: the lab's own worksheet (`collect --roster`) with Grade and
     Feedback comments filled, "Maximum Grade" as Moodle wrote it, and a "Last modified (grade)" where it
     was empty (Moodle skips a row whose grade record is newer than that time: `process_import_grades`).
@@ -284,7 +285,10 @@ def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], scale: Sca
             result = row.labs[lab]
             sheet = worksheet.students.get(row.student) if worksheet else None
             values = dict(sheet.extra if sheet else identity.extra or {})
-            values.setdefault("Identifier", f"Participant {identity.user}")
+            # The participant number of this lab's assignment (numbers are per assignment).
+            record = (collected or {}).get(row.student) or {}
+            participant = record["user"] if record.get("lms") == "moodle" else identity.user
+            values.setdefault("Identifier", f"Participant {participant}")
             values.setdefault("Full name", identity.name)
             values.setdefault("Email address", identity.email)
             values["Grade"] = points(scale.convert(result.score))
@@ -365,7 +369,7 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
             notes.append(f"moodle: {scales[lab].rule}")
             written[f"moodle-{lab}"] = out / f"moodle-{lab}.csv"
             write_moodle_csv(written[f"moodle-{lab}"], lab, rows, scales[lab], load_lab_worksheet(course.root, lab),
-                             exported_at)
+                             exported_at, load_state(course, lab))
     return written
 
 

@@ -281,7 +281,7 @@ def identify_all(files: list[Found], context: Context, roster: Roster | None) ->
         for index, identity in enumerate(placement.identities):
             one = found if index == 0 else copy.copy(found)
             one.notes = list(found.notes)
-            known = roster.students.get(identity.student) if roster else None
+            known = roster.find(identity) if roster else None
             one.identity = identity.merged(known)
             if roster is not None and known is None and roster.kind == identity.lms:
                 one.notes.append(f"not on the {roster.kind} roster: check the download is this course's")
@@ -369,7 +369,8 @@ def plan(files: list[Found], lab: str, canonical: str, release: dict[str, str] |
 
 def _record(found: Found, timestamp: datetime | None) -> dict:
     identity = found.identity
-    return {"lms": identity.lms, "user": identity.user, "name": identity.name, "email": identity.email,
+    return {"lms": identity.lms, "user": identity.user, "key": identity.key, "name": identity.name,
+            "email": identity.email,
             "sis_id": identity.sis_id, "login": identity.login, "section": identity.section,
             "source": found.source, "sha256": hashlib.sha256(found.data).hexdigest(),
             "submitted_at": found.submitted_at.isoformat() if found.submitted_at else None,
