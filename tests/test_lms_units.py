@@ -63,8 +63,9 @@ def test_moodle_worksheet_roster_and_canvas_columns(tmp_path):
                          '"Friday, 1 March 2024, 12:30 PM",-,\n'
                          "Participant 679,王芳,wang@x.edu,No submission,,45.00,Yes,-,-,\n", encoding="utf-8")
     roster = read_roster(worksheet)
-    assert roster.kind == "moodle" and sorted(roster.students) == ["678", "679"]
-    assert roster.students["679"].name == "王芳" and roster.students["678"].email == "zoe@x.edu"
+    # Students by e-mail (participant numbers belong to one assignment), each with this lab's number.
+    assert roster.kind == "moodle" and sorted(roster.students) == ["wang@x.edu", "zoe@x.edu"]
+    assert roster.students["wang@x.edu"].name == "王芳" and roster.students["zoe@x.edu"].user == "678"
     canvas = read_roster_from_text(tmp_path, "Student,ID,SIS User ID,SIS Login ID,Section,Lab 1 (42),Lab 2 (43)\n")
     # A lab without a column is left out: a header Canvas cannot match would create a new assignment.
     assert canvas_columns(["lab1", "lab2", "lab3"], canvas) == {"lab1": "Lab 1 (42)", "lab2": "Lab 2 (43)",

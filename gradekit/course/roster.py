@@ -22,6 +22,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from gradekit.course.files import write_text
 from gradekit.course.safe_text import is_safe_student_id, terminal_safe
 
 MAX_ROSTER_BYTES = 20 * 2**20
@@ -207,7 +208,7 @@ def save_roster(course_root: Path, roster: Roster, lab: str | None = None) -> Pa
     other roster (Canvas gradebook export, plain CSV) as the course's."""
     path = lab_roster_path(course_root, lab) if roster.kind == "moodle" and lab else roster_path(course_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(roster.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(roster.to_json(), indent=1, ensure_ascii=False) + "\n")
     return path
 
 
@@ -281,7 +282,7 @@ def save_groups(course_root: Path, lab: str, groups: dict[str, list[Identity]]) 
     path = groups_path(course_root, lab)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {group: [asdict(member) for member in members] for group, members in groups.items()}
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path
 
 

@@ -8,12 +8,12 @@ scores). `Status` values are strings, so the JSON file and any code comparing wi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from gradekit.course.files import write_text
 
 if TYPE_CHECKING:
     from gradekit.course.directory import Course
@@ -104,12 +104,5 @@ def write_status(course: Course, status: StatusFile, partial: bool = False) -> P
     data = {"lab": status.lab, "sandboxed": status.sandboxed, "seconds": round(status.seconds, 2),
             "phases": {k: [round(v, 3) for v in values] for k, values in status.phases.items()},
             "students": [asdict(students[s]) for s in sorted(students)]}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".status-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(json.dumps(data, indent=2) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text(path, json.dumps(data, indent=2) + "\n")
     return path

@@ -22,6 +22,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell, nbgrader_meta
 from gradekit.course.directory import Course
+from gradekit.course.files import write_text
 from gradekit.course.safe_text import multiline_safe
 from gradekit.course.status import Status, StudentStatus, read_status
 from gradekit.delivery import pages
@@ -332,9 +333,9 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page = course.feedback / student / lab / f"{name}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         notice = status_notice(statuses.get(student))
-        page.write_text(render_page(nb, grades, total, max_total, student, lab, notice), encoding="utf-8")
-        nbformat.write(feedback_notebook(nb, grades, total, max_total, lab, failure_messages,
-                                         status_text(statuses.get(student))), page.with_suffix(".ipynb"))
+        write_text(page, render_page(nb, grades, total, max_total, student, lab, notice))
+        write_text(page.with_suffix(".ipynb"), nbformat.writes(feedback_notebook(
+            nb, grades, total, max_total, lab, failure_messages, status_text(statuses.get(student)))))
         pages.append(page)
     graded = {page.parent.parent.name for page in pages}
     max_total = _max_score(course, lab)
@@ -345,8 +346,8 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page = course.feedback / student / lab / f"{notebook or lab}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         zero = max_total if entry.status == Status.INVALID else None  # invalid work scores 0 (record_ungradable)
-        page.write_text(notice_page(student, lab, status_notice(entry), zero), encoding="utf-8")
-        nbformat.write(notice_notebook(lab, status_text(entry), zero), page.with_suffix(".ipynb"))
+        write_text(page, notice_page(student, lab, status_notice(entry), zero))
+        write_text(page.with_suffix(".ipynb"), nbformat.writes(notice_notebook(lab, status_text(entry), zero)))
         pages.append(page)
     return pages
 

@@ -24,20 +24,16 @@ reads the first number as the user), Moodle `<Full Name>_<participantid>_assigns
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
+from gradekit.course.files import atomic_open
 from gradekit.course.roster import CANVAS_ASSIGNMENT_COLUMN, Identity, Roster, load_lab_worksheet, load_roster
 from gradekit.course.safe_text import csv_safe
 from gradekit.course.settings import canvas_assignments, lms_points
@@ -242,7 +238,7 @@ def write_canvas_csv(path: Path, rows: list[StudentResult], scales: dict[str, Sc
     """Canvas gradebook import (the labs of `columns` only); returns the students left out (not Canvas users)."""
     labs = list(columns)
     left_out = []
-    with _atomic_text(path) as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*CANVAS_FIXED, *(columns[lab] for lab in labs)])
         writer.writerow(["Points Possible", "", "", "", "", *(points(scales[lab].maximum) for lab in labs)])
@@ -274,7 +270,7 @@ def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], scale: Sca
     Returns the students left out (not Moodle participants)."""
     header = worksheet.header if worksheet and worksheet.header else MOODLE_HEADER
     left_out = []
-    with _atomic_text(path) as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:
@@ -303,7 +299,7 @@ def write_moodle_csv(path: Path, lab: str, rows: list[StudentResult], scale: Sca
 
 def write_plain_csv(path: Path, rows: list[StudentResult], maxima: dict[str, float]) -> None:
     labs = list(maxima)
-    with _atomic_text(path) as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "lms", "lms_user_id", "name", "email", "sis_id", "section",
                          *(f"{lab} {what}" for lab in labs for what in ("points", "max", "status", "reason")),
@@ -396,19 +392,6 @@ def preview(rows: list[StudentResult], labs: list[str], plans: dict[str, tuple[d
     return lines
 
 
-@contextmanager
-def _atomic_text(path: Path) -> Iterator[TextIO]:
-    """A file a user reads appears whole or not at all: written beside it, then renamed over it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            yield stream
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------- feedback zips
 
 
@@ -460,7 +443,7 @@ def export_feedback(course: Course, lab: str, kinds: tuple[str, ...] = ("canvas"
         if not entries:
             continue
         path = out / f"feedback-{lab}-{kind}.zip"
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with atomic_open(path, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, page in sorted(entries.items()):
                 archive.write(page, name)
         written[kind] = path

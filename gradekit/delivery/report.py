@@ -33,6 +33,7 @@ from gradekit.course.cells import grade_id_of
 from gradekit.course.checks import gradebook_labs
 from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
+from gradekit.course.files import atomic_open, write_text
 from gradekit.course.roster import load_roster
 from gradekit.course.safe_text import csv_safe
 from gradekit.course.status import Status, StudentStatus, read_status
@@ -217,7 +218,7 @@ def lab_counts(summary: LabSummary, students: list[str]) -> LabCounts:
 def write_grades_csv(path: Path, students: list[str], summaries: dict[str, LabSummary]) -> None:
     """student, one column per lab (empty when not graded), total of the graded labs."""
     labs = list(summaries)
-    with path.open("w", newline="") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", *labs, "total"])
         for student in students:
@@ -402,7 +403,7 @@ def write_report(course: Course, labs: list[str] | None = None) -> tuple[Path, P
     grades = reports / "grades.csv"
     write_grades_csv(grades, students, summaries)
     index = reports / "index.html"
-    index.write_text(render_index(students, summaries, names), encoding="utf-8")
+    write_text(index, render_index(students, summaries, names))
     return index, grades
 
 

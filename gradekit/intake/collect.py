@@ -41,6 +41,7 @@ from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.collected import load_state, state_path
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
+from gradekit.course.files import atomic_open, write_bytes, write_text
 from gradekit.course.roster import (
     Identity,
     Roster,
@@ -425,17 +426,17 @@ def place(files: list[Found], course: Course, lab: str, canonical: str, replace:
             else:
                 kept = history / found.student / f"{run}_{canonical}.ipynb"
                 kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.write_bytes(target.read_bytes())
+                write_bytes(kept, target.read_bytes())
                 found.action = "replaced"
                 found.notes.append(f"replaced the previous submission (kept as {kept.relative_to(course.root)})")
         else:
             found.action = "placed"
         folder.mkdir(parents=True, exist_ok=True)
         if found.action != "unchanged":
-            target.write_bytes(found.data)
+            write_bytes(target, found.data)
         stamp = folder / "timestamp.txt"
         if timestamp:
-            stamp.write_text(timestamp.astimezone(UTC).strftime(TIMESTAMP_FORMAT) + "\n")
+            write_text(stamp, timestamp.astimezone(UTC).strftime(TIMESTAMP_FORMAT) + "\n")
         elif stamp.exists():
             stamp.unlink()  # the time of an earlier upload would be stale
         if found.late and not note:
@@ -443,7 +444,7 @@ def place(files: list[Found], course: Course, lab: str, canonical: str, replace:
         state[found.student] = _record(found, timestamp)
     path = state_path(course, lab)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(state, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- reporting
@@ -469,7 +470,7 @@ def write_report(files: list[Found], skipped: list[tuple[str, str]], path: Path,
                  download: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = _rows(files, skipped)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         writer.writerows(rows)

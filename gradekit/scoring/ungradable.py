@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gradekit.course.directory import Course
+from gradekit.course.files import write_text
 
 
 def ungradable_path(course: Course, lab: str) -> Path:
@@ -64,7 +65,7 @@ def record_ungradable(course: Course, lab: str, student: str, reason: str) -> fl
                         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds")}
     path = ungradable_path(course, lab)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")
     return previous
 
 
@@ -72,5 +73,4 @@ def clear_ungradable(course: Course, lab: str, student: str) -> None:
     """Forget an earlier 'could not be graded' once the student's notebook has been graded."""
     records = load_ungradable(course, lab)
     if records.pop(student, None) is not None:
-        ungradable_path(course, lab).write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+        write_text(ungradable_path(course, lab), json.dumps(records, indent=1, ensure_ascii=False) + "\n")
