@@ -89,6 +89,7 @@ def trip(tmp_path_factory):
         "王芳_LATE_103_1003_tiny_double.ipynb": notebook(course, FULL),
         "müllerzoë_LATE_104_1004_Copy of tiny_double.ipynb": notebook(course, FULL),
         "leeann_105_1005_tiny_double.ipynb": notebook(course, FULL),
+        "strangersam_107_1007_tiny_double.ipynb": notebook(course, FULL),  # not on the course's Canvas export
     })
     moodle = make_zip(root / "moodle.zip", {
         "Tiny-9/Wang Fang_201_assignsubmission_file_/tiny_double.ipynb": notebook(course, FULL),
@@ -123,7 +124,7 @@ def read_csv(path: Path) -> list[dict]:
 def test_every_student_graded_under_their_lms_id(trip):
     course, first, first_scores, *_ = trip
     # Moodle's participants are students by their e-mail (participant numbers belong to one assignment).
-    assert sorted(first) == ["101", "102", "103", "104", "105", "jane@example.edu", "wang@example.edu"]
+    assert sorted(first) == ["101", "102", "103", "104", "105", "107", "jane@example.edu", "wang@example.edu"]
     assert first_scores["101"] == first_scores["105"] == first_scores["wang@example.edu"] == 3.0
     assert first_scores["102"] == first_scores["jane@example.edu"] == 0.0  # the other Jane Smiths: their own notebooks
     with Gradebook(course.db_url) as gradebook:
@@ -189,10 +190,10 @@ def test_feedback_zips_are_named_for_bulk_upload_and_hide_hidden_tests(trip):
     with zipfile.ZipFile(zips["canvas"]) as archive:
         names = archive.namelist()
         pages = [archive.read(name).decode() for name in names]
-    assert len(names) == 5
+    assert len(names) == 6
     for name in names:  # Canvas reads the first all-digit '_' part as the user id, the second as the upload
         numbers = [part for part in name.split("_") if part.isdigit()]
-        assert numbers[0] in {"101", "102", "103", "104", "105"} and len(numbers) == 2, name
+        assert numbers[0] in {"101", "102", "103", "104", "105", "107"} and len(numbers) == 2, name
     with zipfile.ZipFile(zips["moodle"]) as archive:
         moodle_names = archive.namelist()
         pages += [archive.read(name).decode() for name in moodle_names]
@@ -251,6 +252,10 @@ def test_the_lms_files_pass_the_importers_own_rules(trip):
     assert "201" not in moodle.comments  # Moodle's own comment stays: nothing of ours to add to it
     assert "no submission" in moodle.comments["203"]
     assert any("tiny: points out of 3 -> out of 10" in note for note in written["notes"])
+    # 107 is not on the course's Canvas export: graded, but kept out of the file Canvas imports, and said so.
+    assert "107" not in {user for user, _ in canvas.grades}
+    assert any(note.startswith("canvas: 1 student(s) not on the Canvas export left out") and note.endswith(": 107")
+               for note in written["notes"])
     preview = [note for note in written["notes"] if note.startswith(("canvas tiny:", "moodle tiny:"))]
     assert any(note.startswith("canvas tiny: 6 students:") and "not canvas users" in note for note in preview)
     assert any(note.startswith("moodle tiny: 3 students:") and "1 0 (missing or not gradable)" in note

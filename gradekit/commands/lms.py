@@ -38,7 +38,8 @@ def grades(args: argparse.Namespace) -> int:
     if stray:
         raise UsageError(f"--column for {', '.join(map(repr, stray))}: not among the labs exported ({', '.join(labs)})")
     notes: list[str] = []
-    written = export_grades(course, labs, args.missing, overrides, notes=notes, dry_run=args.dry_run)
+    written = export_grades(course, labs, args.missing, overrides, notes=notes, dry_run=args.dry_run,
+                            include_unrostered=args.include_unrostered)
     for note in notes:
         print(terminal_safe(note, 400))
     for kind, path in written.items():
@@ -78,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="what a missing submission scores (default: 0)")
     sub.add_argument("--column", action="append", metavar="LAB=HEADER",
                      help='Canvas column for a lab, e.g. lab1="Lab 1 (4242)" (repeatable)')
+    sub.add_argument("--include-unrostered", action="store_true",
+                     help="also export Canvas users the Canvas export (--roster) does not list")
     sub.add_argument("--dry-run", action="store_true",
                      help="only print the preview: per lab who is graded, 0, blank or pending, and the scale")
     sub.set_defaults(run=grades)

@@ -234,8 +234,9 @@ def canvas_columns(labs: list[str], roster: Roster | None, overrides: dict[str, 
 
 
 def write_canvas_csv(path: Path, rows: list[StudentResult], scales: dict[str, Scale],
-                     columns: dict[str, str]) -> list[str]:
-    """Canvas gradebook import (the labs of `columns` only); returns the students left out (not Canvas users)."""
+                     columns: dict[str, str], exclude: set[str] = frozenset()) -> list[str]:
+    """Canvas gradebook import (the labs of `columns` only); returns the students left out (not Canvas users,
+    or in `exclude`)."""
     labs = list(columns)
     left_out = []
     with atomic_open(path, newline="") as handle:
@@ -244,7 +245,7 @@ def write_canvas_csv(path: Path, rows: list[StudentResult], scales: dict[str, Sc
         writer.writerow(["Points Possible", "", "", "", "", *(points(scales[lab].maximum) for lab in labs)])
         for row in rows:
             identity = row.identity
-            if identity.lms != "canvas" or not identity.user.isdigit():
+            if identity.lms != "canvas" or not identity.user.isdigit() or row.student in exclude:
                 left_out.append(row.student)
                 continue
             writer.writerow([csv_safe(identity.name or identity.user), identity.user, csv_safe(identity.sis_id),
@@ -317,7 +318,8 @@ def write_plain_csv(path: Path, rows: list[StudentResult], maxima: dict[str, flo
 
 def export_grades(course: Course, labs: list[str], missing: str = "zero",
                   overrides: dict[str, str] | None = None, out: Path | None = None,
-                  notes: list[str] | None = None, dry_run: bool = False) -> dict[str, Path]:
+                  notes: list[str] | None = None, dry_run: bool = False,
+                  include_unrostered: bool = False) -> dict[str, Path]:
     """Write reports/lms/{grades.csv, canvas-grades.csv, moodle-<lab>.csv}; returns what was written and adds
     to `notes` the preview (`preview`), each scale rule and every lab left out. Nothing is written when a
     grade would be above an LMS maximum, nor with `dry_run`."""
@@ -339,7 +341,14 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
         moodle_labs = [lab for lab in labs if load_lab_worksheet(course.root, lab) is not None
                        or any(record.get("lms") == "moodle" for record in load_state(course, lab).values())]
         plans["moodle"] = (lab_scales(course, moodle_labs, maxima, "moodle", roster), {})
-    notes += preview(rows, labs, plans)
+    # A Canvas user the course's Canvas export does not list: a file from another course, or a test student.
+    strangers = {row.student for row in rows if roster is not None and roster.kind == "canvas"
+                 and row.identity.lms == "canvas" and row.identity.user.isdigit() and roster.find(row.identity) is None}
+    notes += preview([row for row in rows if include_unrostered or row.student not in strangers], labs, plans)
+    if strangers and "canvas" in plans:
+        notes.append(f"canvas: {len(strangers)} student(s) not on the Canvas export "
+                     f"{'exported anyway' if include_unrostered else 'left out (--include-unrostered to export them)'}"
+                     f": {', '.join(sorted(strangers)[:20])}")
     too_high = [f"{kind} {lab}: {row.student} {points(scale.convert(row.labs[lab].score))} > {points(scale.maximum)}"
                 for kind, (scales, _) in plans.items() for lab, scale in scales.items() for row in rows
                 if (value := scale.convert(row.labs[lab].score)) is not None and value > scale.maximum + 0.005]
@@ -357,7 +366,7 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
         notes += [f"canvas: {scales[lab].rule}" for lab in columns]
         if columns:
             written["canvas"] = out / "canvas-grades.csv"
-            write_canvas_csv(written["canvas"], rows, scales, columns)
+            write_canvas_csv(written["canvas"], rows, scales, columns, set() if include_unrostered else strangers)
     if "moodle" in plans:
         scales, _ = plans["moodle"]
         exported_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # PHP's strtotime reads it
