@@ -168,3 +168,52 @@ def moodle_import(text: str, maximum: float, records: dict[str, GradeRecord | No
             if new != (record.comment if record else ""):
                 result.comments[participant] = new
     return result
+
+
+# ---------------------------------------------------------------- feedback zips
+
+
+def moodle_feedback_import(names: list[str], participants: set[str]) -> dict[str, list[str]]:
+    """`mod/assign/feedback/file/importziplib.php` `is_valid_filename_for_import`: each path part split on
+    '_' (at most 5 pieces), the first with at least 4 pieces and a numeric second piece that is a
+    participant's unique id (`get_uniqueid_for_user`: a person, never a group) names the participant, and
+    pieces 3-4 the plugin. Returns participant -> the file names Moodle attaches to their grade; files it
+    ignores under ""."""
+    placed: dict[str, list[str]] = {}
+    for name in names:
+        if name.endswith("/") or name.rsplit("/", 1)[-1].startswith((".", "~")):
+            continue
+        parts = name.split("/")
+        owner = ""
+        while parts:
+            info = parts.pop(0).split("_", 4)
+            if len(info) < 4 or not info[1].isdigit() or str(int(info[1])) not in participants:
+                continue
+            if (info[2], info[3]) != ("assignsubmission", "file"):
+                continue
+            owner = str(int(info[1]))
+            parts.insert(0, info[4] if len(info) > 4 else "")
+            placed.setdefault(owner, []).append("/".join(parts))
+            break
+        if not owner:
+            placed.setdefault("", []).append(name)
+    return placed
+
+
+def canvas_feedback_import(names: list[str], attachments: dict[str, set[str]]) -> dict[str, list[str]]:
+    """`app/models/assignment.rb` `infer_comment_context_from_filename`: the first two all-digit '_' pieces of
+    the base name are the user and the attachment, which must be one of that user's submission's
+    attachments (`attachments`: user id -> attachment ids). Returns user -> file names; ignored under ""."""
+    placed: dict[str, list[str]] = {}
+    for name in names:
+        base = name.rsplit("/", 1)[-1]
+        pieces = base.split("_")
+        numbers = [piece for piece in pieces if re.fullmatch(r"\d+", piece)][:2]
+        user, attachment = (numbers + ["", ""])[:2]
+        if pieces[-1].startswith("link") or base.startswith("._"):
+            attachment = ""
+        if user and attachment and attachment in attachments.get(user, set()):
+            placed.setdefault(user, []).append(name)
+        else:
+            placed.setdefault("", []).append(name)
+    return placed

@@ -71,7 +71,9 @@ def test_status_lines_exit_code_and_status_json(graded):
     assert {s: by_student[s]["status"] for s in CLASS} == {s: Status.GRADED for s in CLASS}
     assert by_student["blank"]["score"] == 0 and by_student["full"]["max_score"] == 3
     assert set(by_student["full"]) == {"student", "status", "reason", "repairs", "flags", "score",
-                                      "max_score", "seconds", "judge_seconds", "judge_cpu"}
+                                      "max_score", "seconds", "judge_seconds", "judge_cpu", "input_digest",
+                                      "tests_digest"}
+    assert len(by_student["full"]["input_digest"]) == len(by_student["full"]["tests_digest"]) == 64
     assert 0 < by_student["full"]["judge_seconds"] < by_student["full"]["seconds"]
     assert set(status["phases"]) == {"staging", "execution", "judge", "scoring"}
     assert len(status["phases"]["scoring"]) == len(CLASS)
@@ -130,8 +132,8 @@ def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path,
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     monkeypatch.setattr(grade, "bwrap_path", lambda: None)
     args = argparse.Namespace(lab=LAB, course=course.root, workers=1, timeout=60.0, memory=4096,
-                              no_sandbox=False, no_warm=True, student=None, scheduler=None, scorers=None,
-                              stagers=None)
+                              no_sandbox=False, no_warm=True, student=None, outdated=False, scheduler=None,
+                              scorers=None, stagers=None)
     assert grade.main(args) == 0
     err = capsys.readouterr().err
     assert "WITHOUT a sandbox (bubblewrap missing)" in err and "NOT SANDBOXED" in err

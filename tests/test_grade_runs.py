@@ -25,7 +25,7 @@ from hostile.tiny_course import LAB, NOTEBOOK, SOLUTION, TESTS, submit_source
 from gradekit.authoring import notebooks as authoring
 from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.exits import EXIT_ATTENTION, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from gradekit.grading import run as grade
+from gradekit.course.lock import LOCK_NAME
 from gradekit.sandbox.bwrap import bwrap_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade_runs")]
@@ -56,7 +56,7 @@ def run_cli(course: Course, *args: str, timeout: float = 300) -> subprocess.Comp
 
 def tree_digest(root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != grade.LOCK_NAME):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME):
         digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -104,7 +104,7 @@ def test_unknown_lab_and_unreleased_course(course, tmp_path):
 
 def test_a_second_run_on_the_same_course_is_refused(course):
     before = tree_digest(course.root)
-    with open(course.root / grade.LOCK_NAME, "a+") as lock:
+    with open(course.root / LOCK_NAME, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         done = run_cli(course)
     assert done.returncode == EXIT_USAGE and "another grading run" in done.stderr

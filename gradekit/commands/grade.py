@@ -12,9 +12,11 @@ from gradekit.course import exits
 from gradekit.course.checks import require_lab
 from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.exits import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, UsageError, interrupts_as_keyboard_interrupt
+from gradekit.course.ledger import ungraded
+from gradekit.course.lock import course_lock
 from gradekit.course.status import Status, write_status
 from gradekit.grading.progress import status_line
-from gradekit.grading.run import MIN_MEMORY_MB, check_scorers, check_stagers, course_lock, default_workers, grade_lab
+from gradekit.grading.run import MIN_MEMORY_MB, check_scorers, check_stagers, default_workers, grade_lab
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.bwrap import bwrap_path
 from gradekit.sandbox.settings import Limits
@@ -23,7 +25,11 @@ from gradekit.sandbox.settings import Limits
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("lab", help="assignment id, e.g. lab1")
     parser.add_argument("--course", type=Path, default=REPO_ROOT, help="course directory (default: repo root)")
-    parser.add_argument("--student", nargs="+", metavar="ID", help="regrade only these students")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--student", nargs="+", metavar="ID", help="regrade only these students")
+    chosen.add_argument("--outdated", action="store_true",
+                        help="grade only the students without a current grade: not graded yet, submitted again "
+                             "since, a grader error, or graded on tests that have changed since")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="notebooks run at once (default: one more than the cores, %(default)s here: a "
                              "notebook waiting on its judge leaves its core to the next)")
@@ -77,8 +83,15 @@ def main(args: argparse.Namespace) -> int:
     check_stagers(args.stagers)
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
+        students = args.student
+        if args.outdated:
+            students = ungraded(course, args.lab)
+            if not students:
+                print(f"{args.lab}: every submission has a current grade: nothing to grade", file=sys.stderr)
+                return EXIT_OK
+            print(f"{args.lab}: grading {len(students)} student(s) without a current grade", file=sys.stderr)
         run = grade_lab(course, args.lab, args.workers, limits, sandboxed=not args.no_sandbox,
-                        warm=not args.no_warm, students=args.student, scheduler=args.scheduler,
+                        warm=not args.no_warm, students=students, scheduler=args.scheduler,
                         scorers=args.scorers, stagers=args.stagers)
     if not run.sandboxed:
         _warn_unsandboxed()
@@ -86,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"sandbox bounds: {sandbox_limits.mechanism()}", file=sys.stderr)
     for status in run.students:
         print(status_line(status))
-    path = write_status(course, run.status_file(), partial=args.student is not None)
+    path = write_status(course, run.status_file(), partial=students is not None)
     kinds = list(Status)
     counts = {s: sum(1 for x in run.students if x.status == s) for s in kinds}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

@@ -44,6 +44,9 @@ class StudentStatus:
     seconds: float | None = None  # the notebook in its sandbox, judge included
     judge_seconds: float | None = None
     judge_cpu: float | None = None
+    # The ledger (gradekit.course.ledger): what this grade is a function of.
+    input_digest: str = ""  # the submission folder as staged
+    tests_digest: str = ""  # the lab's tests in the gradebook
 
     @classmethod
     def from_dict(cls, data: Any) -> StudentStatus | None:
@@ -56,6 +59,7 @@ class StudentStatus:
         entry.reason = str(entry.reason or "")
         entry.repairs = [str(r) for r in entry.repairs] if isinstance(entry.repairs, list) else []
         entry.flags = [str(f) for f in entry.flags] if isinstance(entry.flags, list) else []
+        entry.input_digest, entry.tests_digest = str(entry.input_digest or ""), str(entry.tests_digest or "")
         return entry
 
 

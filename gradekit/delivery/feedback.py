@@ -23,6 +23,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell, nbgrader_meta
 from gradekit.course.directory import Course
 from gradekit.course.files import write_text
+from gradekit.course.ledger import outdated
 from gradekit.course.safe_text import multiline_safe
 from gradekit.course.status import Status, StudentStatus, read_status
 from gradekit.delivery import pages
@@ -267,6 +268,8 @@ def status_notice(entry: StudentStatus | None) -> str:
     """What a student must know when their notebook was not graded normally (Markup, the reason escaped)."""
     if not entry or entry.status == Status.GRADED:
         return ""
+    if entry.status == "outdated":
+        return pages.macro("feedback_parts.html.j2", "notice")("outdated", entry.reason)
     what = {"invalid": "could not be graded", "timed out": "was stopped: it ran out of time",
             "crashed": "stopped before the end", "missing": "was not found"}.get(entry.status, entry.status)
     return pages.macro("feedback_parts.html.j2", "notice")(what, entry.reason)
@@ -320,11 +323,14 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
     for student, record in load_ungradable(course, lab).items():
         if _status_of(statuses.get(student)) != Status.GRADED:
             statuses[student] = StudentStatus(student, Status.INVALID, str(record.get("reason", "")))
+    # The ledger: feedback on an earlier submission (or earlier tests) is not this submission's feedback.
+    for student, why in outdated(course, lab).items():
+        statuses[student] = StudentStatus(student, "outdated", why)
     pages = []
     delimiters = Delimiters.of(course)
     for path in sorted(course.autograded.glob(f"*/{lab}/*.ipynb")):
         student = path.parent.parent.name
-        if (students and student not in students) or _status_of(statuses.get(student)) == Status.INVALID:
+        if (students and student not in students) or _status_of(statuses.get(student)) in (Status.INVALID, "outdated"):
             continue  # an old notebook of a student whose latest submission could not be graded: stale
         name = notebook or path.stem
         nb = nbformat.read(path, as_version=4)

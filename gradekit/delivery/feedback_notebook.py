@@ -43,6 +43,9 @@ def _quoted(lines: list[str]) -> str:
 def status_text(entry: StudentStatus | None) -> str:
     if not entry or entry.status == Status.GRADED:
         return ""
+    if entry.status == "outdated":
+        return (f"Your latest submission has not been graded yet ({entry.reason}). This feedback will come once "
+                "it is graded; no grade from an earlier submission is sent for it.")
     what = NOTICES.get(entry.status, str(entry.status))
     return (f"Your submission {what}: {entry.reason}. Cells that did not run score 0. Fix the problem, check "
             "that the notebook runs top to bottom (Runtime > Run all), and submit again if you still can.")

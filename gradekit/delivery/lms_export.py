@@ -34,6 +34,7 @@ from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
 from gradekit.course.files import atomic_open
+from gradekit.course.ledger import outdated
 from gradekit.course.roster import CANVAS_ASSIGNMENT_COLUMN, Identity, Roster, load_lab_worksheet, load_roster
 from gradekit.course.safe_text import csv_safe
 from gradekit.course.settings import canvas_assignments, lms_points
@@ -49,7 +50,7 @@ CANVAS_FIXED = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 @dataclass
 class LabResult:
     score: float | None  # None: blank in the CSV
-    status: str  # graded, not graded yet, invalid, timed out, crashed, missing
+    status: str  # graded, not graded yet, outdated, invalid, timed out, crashed, missing
     reason: str = ""
 
 
@@ -98,6 +99,8 @@ def results(course: Course, labs: list[str], missing: str = "zero",
     states = lab_states(course, labs)
     statuses = {lab: _status_entries(course, lab) for lab in labs}
     ungradable = {lab: load_ungradable(course, lab) for lab in labs}
+    stale = {lab: {student: f"outdated: {why}; not graded yet (gradekit grade {lab} --outdated)"
+                   for student, why in outdated(course, lab).items()} for lab in labs}
     maxima: dict[str, float] = {}
     submissions: dict[tuple[str, str], tuple[float, float, bool, bool]] = {}
     students: set[str] = set(roster.students) if roster else set()
@@ -122,14 +125,17 @@ def results(course: Course, labs: list[str], missing: str = "zero",
         row = StudentResult(student, _identity(student, states, roster))
         for lab in labs:
             row.labs[lab] = _lab_result(submissions.get((lab, student)), statuses[lab].get(student),
-                                        ungradable[lab].get(student), missing)
+                                        ungradable[lab].get(student), missing, stale[lab].get(student, ""))
         rows.append(row)
     return rows, maxima
 
 
 def _lab_result(submission: tuple | None, status: StudentStatus | None, ungradable: dict | None,
-                missing: str) -> LabResult:
+                missing: str, outdated_because: str = "") -> LabResult:
     absent = 0.0 if missing == "zero" else None
+    # The ledger first: a grade of something else than what is submitted now is never passed off as current.
+    if outdated_because:
+        return LabResult(None, "outdated", outdated_because)
     # The last grading run decides: an invalid resubmission is 0 even if an old score is still stored.
     if status and status.status == Status.INVALID:
         return LabResult(0.0, "invalid", f"could not be graded: {status.reason}")
@@ -390,9 +396,10 @@ def preview(rows: list[StudentResult], labs: list[str], plans: dict[str, tuple[d
                 "graded": sum(r.status == "graded" and "not graded yet" not in r.reason for r in results_),
                 "pending hand grading": sum("written answers not graded yet" in r.reason for r in results_),
                 "not graded yet": sum(r.status == "not graded yet" for r in results_),
+                "outdated (blank: regrade first)": sum(r.status == "outdated" for r in results_),
                 "0 (missing or not gradable)": sum(r.score == 0.0 and r.status in ("missing", "invalid")
                                                    for r in results_),
-                "blank": sum(r.score is None for r in results_),
+                "blank": sum(r.score is None and r.status != "outdated" for r in results_),
                 "timed out or crashed": sum(r.status in ("timed out", "crashed") for r in results_),
             }
             summary = ", ".join(f"{n} {what}" for what, n in counts.items() if n)

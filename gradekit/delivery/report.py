@@ -34,6 +34,7 @@ from gradekit.course.checks import gradebook_labs
 from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
 from gradekit.course.files import atomic_open, write_text
+from gradekit.course.ledger import outdated
 from gradekit.course.roster import load_roster
 from gradekit.course.safe_text import csv_safe
 from gradekit.course.status import Status, StudentStatus, read_status
@@ -62,10 +63,13 @@ class LabSummary:
     collected: set[str] = field(default_factory=set)  # students with a submission row, graded or not
     pending_manual: dict[str, int] = field(default_factory=dict)  # student -> answers to grade by hand
     ungradable: dict[str, dict] = field(default_factory=dict)  # recorded by `grade` (gradekit.scoring.late)
+    outdated: dict[str, str] = field(default_factory=dict)  # student -> why the stored grade is not current
 
     def state(self, student: str) -> str:
-        """graded, timed out, crashed, invalid, missing, not graded yet (or grade's own word, e.g. grader error)."""
+        """graded, timed out, crashed, invalid, missing, not graded yet, outdated (or grade's own word)."""
         entry = self.status.get(student)
+        if student in self.outdated:  # the ledger: a stored grade of something else than what is submitted now
+            return "outdated"
         # An ungradable record newer than status.json (feedback and the LMS export read it the same way).
         if student in self.ungradable and (entry is None or entry.status != Status.GRADED):
             return "invalid"
@@ -93,6 +97,7 @@ class LabCounts:
     passed: int  # of the graded, those with at least PASS_SHARE of the points
     missing: int
     not_graded_yet: int
+    outdated: int  # graded, but on another submission or other tests than now: regrade
     invalid: int
     timed_out_or_crashed: int
     flagged: int
@@ -163,6 +168,7 @@ def read_failures(course: Course, summary: LabSummary) -> None:
 def read_grading_status(course: Course, summary: LabSummary) -> None:
     summary.status = read_status(course, summary.lab).students
     summary.ungradable = load_ungradable(course, summary.lab)
+    summary.outdated = outdated(course, summary.lab)
 
 
 def class_list(course: Course, gradebook_students: list[str], summaries: dict[str, LabSummary]) -> list[str]:
@@ -209,6 +215,7 @@ def lab_counts(summary: LabSummary, students: list[str]) -> LabCounts:
         passed=sum(1 for score in scored if score >= PASS_SHARE * summary.max_score),
         missing=sum(1 for state in states.values() if state == "missing"),
         not_graded_yet=sum(1 for state in states.values() if state == "not graded yet"),
+        outdated=sum(1 for state in states.values() if state == "outdated"),
         invalid=sum(1 for state in states.values() if state == "invalid"),
         timed_out_or_crashed=sum(1 for state in states.values() if state in ("timed out", "crashed")),
         flagged=sum(1 for student in students if summary.flags(student)),
@@ -222,7 +229,9 @@ def write_grades_csv(path: Path, students: list[str], summaries: dict[str, LabSu
         writer = csv.writer(handle)
         writer.writerow(["student", *labs, "total"])
         for student in students:
-            scores = [summaries[lab].scores.get(student) for lab in labs]
+            # An outdated grade is not this student's grade of what they submitted: empty, like not graded.
+            scores = [None if summaries[lab].state(student) == "outdated" else summaries[lab].scores.get(student)
+                      for lab in labs]
             total = sum(score for score in scores if score is not None)
             # Student ids are folder names under submitted/: `=HYPERLINK(...)` must stay text.
             writer.writerow([csv_safe(student), *("" if s is None else f"{s:g}" for s in scores), f"{total:g}"])
@@ -288,7 +297,8 @@ def pass_rate_chart(summary: LabSummary) -> str:
 
 # ---------------------------------------------------------------- HTML
 
-STATUS_GROUPS = [("invalid", "Invalid submissions"), ("timed out", "Timed out"), ("crashed", "Crashed"),
+STATUS_GROUPS = [("outdated", "Outdated grades (regrade: gradekit grade LAB --outdated)"),
+                 ("invalid", "Invalid submissions"), ("timed out", "Timed out"), ("crashed", "Crashed"),
                  ("missing", "Missing")]
 
 def _number(value: float | None) -> str:
@@ -336,7 +346,7 @@ def _status_view(summary: LabSummary, students: list[str]) -> dict:
     (counted by kind) and the flags."""
     if not summary.status and not summary.collected:
         return {"no_status": True, "lab": summary.lab}
-    reasons = {s.student: s.reason for s in summary.status.values()}
+    reasons = {s.student: s.reason for s in summary.status.values()} | summary.outdated
     for student, record in summary.ungradable.items():
         reasons.setdefault(student, str(record.get("reason", "")))
     groups = []

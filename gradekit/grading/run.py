@@ -22,14 +22,12 @@ How, and why scores equal plain `nbgrader autograde`:
 from __future__ import annotations
 
 import ast
-import fcntl
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from gradekit.course.cells import Delimiters
 from gradekit.course.directory import Course
 from gradekit.course.exits import ToolFailure, UsageError, deferred_interrupts
 from gradekit.course.gradebook import private_copy
+from gradekit.course.ledger import tests_digest
 from gradekit.course.safe_text import is_safe_student_id, terminal_safe
 from gradekit.course.status import Status, StatusFile, StudentStatus
 from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads, read_release
@@ -55,7 +54,6 @@ from gradekit.scoring.autograde import record_score
 from gradekit.scoring.ungradable import record_ungradable
 
 MIN_MEMORY_MB = 512
-LOCK_NAME = ".gradekit-grade.lock"  # in the course root: one grading run per course
 EXECUTE_SETTINGS = ("timeout", "interrupt_on_timeout", "raise_on_iopub_timeout", "error_on_timeout",
                     "extra_arguments", "allow_errors", "startup_timeout", "iopub_timeout")
 
@@ -179,6 +177,8 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             steps = [StepsWorker(course, lab, staging, f"nbgrader{n}" if n else "nbgrader")
                      for n in range(max(stagers, scorers))]
         private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
+        with course.open_gradebook() as gradebook:
+            tests = tests_digest(gradebook, lab)  # the ledger: the tests these grades are a function of
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
         delimiters = Delimiters.from_config(config)  # nbgrader's own: what the release hid, the kernel never gets
         if submitted:
@@ -241,6 +241,8 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                 with deferred_interrupts():
                     record_ungradable(course, lab, student, statuses[student].reason)
                 record_score(course, lab, statuses[student])  # 0 / max, as recorded
+        for status in statuses.values():
+            status.tests_digest = tests
         return GradeRun(lab, sandbox.sandboxed, [statuses[s] for s in sorted(statuses)], phases,
                         time.monotonic() - run_started)
     finally:
@@ -283,24 +285,3 @@ def check_stagers(stagers: int | None) -> int:
     if stagers < 1:
         raise UsageError(f"--stagers {stagers}: at least one process must stage")
     return stagers
-
-
-@contextmanager
-def course_lock(course: Course):
-    """One grading run per course at a time: a second run is told, and touches nothing."""
-    path = course.root / LOCK_NAME
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise UsageError(f"another grading run is using {course.root} (pid {holder}): wait for it to "
-                             "finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
-

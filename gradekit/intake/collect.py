@@ -42,6 +42,8 @@ from gradekit.course.collected import load_state, state_path
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
 from gradekit.course.files import atomic_open, write_bytes, write_text
+from gradekit.course.ledger import ungraded
+from gradekit.course.lock import course_lock
 from gradekit.course.roster import (
     Identity,
     Roster,
@@ -550,25 +552,30 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
     files = read_download(download, skipped)
     new_roster = read_roster_file(roster) if roster is not None else None
     new_groups = read_groups_file(groups) if groups is not None else None
-    if new_roster is not None:
-        save_roster(course.root, new_roster, lab)
-    if new_groups is not None:
-        save_groups(course.root, lab, new_groups)
-    known = load_roster(course.root, [lab])
-    context = read_context(files, lab, labs, zone)
-    teams = team_members(load_lab_worksheet(course.root, lab))
-    if teams is not None:
-        context.teams = {team_key(name): members for name, members in teams.items()}
-    context.canvas_groups = canvas_group_of(course.root, lab)
-    files = identify_all(files, context, known)
-    plan(files, lab, canonical, releaseanswer_sources(course, lab, canonical))
-    place(files, course, lab, canonical, replace, due_date(course, lab))
-    register_students(course, lab, [f.identity for f in files if f.action in
-                                    ("placed", "replaced", "unchanged", "kept existing")])
-    apply_dates(course, lab)
-    report = course.collect_report(lab)
-    write_report(files, skipped, report, report.with_name("collect-log.csv"), download.name)
-    print_report(files, skipped, report)
+    with course_lock(course, "collect"):  # never a submission replaced under a grading run
+        if new_roster is not None:
+            save_roster(course.root, new_roster, lab)
+        if new_groups is not None:
+            save_groups(course.root, lab, new_groups)
+        known = load_roster(course.root, [lab])
+        context = read_context(files, lab, labs, zone)
+        teams = team_members(load_lab_worksheet(course.root, lab))
+        if teams is not None:
+            context.teams = {team_key(name): members for name, members in teams.items()}
+        context.canvas_groups = canvas_group_of(course.root, lab)
+        files = identify_all(files, context, known)
+        plan(files, lab, canonical, releaseanswer_sources(course, lab, canonical))
+        place(files, course, lab, canonical, replace, due_date(course, lab))
+        register_students(course, lab, [f.identity for f in files if f.action in
+                                        ("placed", "replaced", "unchanged", "kept existing")])
+        apply_dates(course, lab)
+        report = course.collect_report(lab)
+        write_report(files, skipped, report, report.with_name("collect-log.csv"), download.name)
+        print_report(files, skipped, report)
+        stale = ungraded(course, lab)
+    if stale:
+        print(f"{len(stale)} student(s) of {lab} without a current grade (new, or submitted again since grading): "
+              f"`gradekit grade {lab} --outdated` grades them; until then their grade is exported blank")
     return files, skipped
 
 

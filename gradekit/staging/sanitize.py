@@ -15,6 +15,7 @@ from traitlets.config import Config
 from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.directory import Course
 from gradekit.course.gradebook import nbgrader_api
+from gradekit.course.ledger import submission_digest
 from gradekit.course.status import Status, StudentStatus
 from gradekit.staging.isolated import prepare_submission_bounded
 from gradekit.staging.repair import MAX_NOTEBOOK_BYTES, InvalidSubmission
@@ -48,6 +49,7 @@ def stage(course: Course, lab: str, student: str, staging: Path,
     status = StudentStatus(student, Status.GRADED)
     target = staging / "submitted" / student / lab
     _copy_regular_files(course.submitted / student / lab, target)
+    status.input_digest = submission_digest(target)  # the ledger: exactly what is graded, whatever collect does now
     notebook = target / f"{course.notebook_name(lab)}.ipynb"
     candidates = sorted(p for p in target.glob("*.ipynb") if p.is_file())
     chosen, why = choose_notebook(candidates, notebook, release_nb)
