@@ -18,9 +18,9 @@ import pytest
 from hostile.tiny_course import LAB, NOTEBOOK, build_tiny_course, submission, submit_source
 from nbgrader.api import Gradebook
 
+from gradekit.course import ledger
 from gradekit.course.directory import Course
 from gradekit.course.exits import EXIT_OK, EXIT_USAGE
-from gradekit.course import ledger
 from gradekit.course.ledger import outdated, submission_digest, ungraded, why_outdated
 from gradekit.course.lock import LOCK_NAME
 from gradekit.course.status import Status, StudentStatus, read_status, write_status

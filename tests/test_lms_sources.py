@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_lms_layouts import LAB, NOTEBOOK, lms_course, notebook_bytes, placed, report
 
+from gradekit.course.exits import UsageError
 from gradekit.course.roster import load_lab_worksheet, team_members
 from gradekit.intake import collect
 from gradekit.intake.layouts import Context, identify
@@ -204,3 +205,18 @@ def test_a_moodle_person_is_one_student_in_every_lab_whatever_their_participant_
     assert sorted(p.parent.name + "/" + p.name for p in course.submitted.glob("*/*")) == [
         "bob@example.edu/lab1", "bob@example.edu/lab2", "jane@example.edu/lab1", "jane@example.edu/lab2"]
     assert placed(course)["jane@example.edu"] == "jane 1"  # participant 101 is Jane in lab1, Bob in lab2
+
+
+def test_a_worksheet_in_another_language_is_refused_in_one_line_before_anything_is_written(course, tmp_path):
+    # gradingtable.php names the columns with get_string() in the downloader's language; the importer
+    # (importgradeslib.php `init`) matches them in the importer's: a German worksheet cannot be filled here.
+    german = tmp_path / "bewertungen.csv"
+    german.write_text("ID,Vollständiger Name,E-Mail-Adresse,Status,Bewertung,Bestwertung,Bewertung kann geändert "
+                      "werden,Zuletzt geändert (Abgabe),Zuletzt geändert (Bewertung),Feedback als Kommentar\n"
+                      "Teilnehmer/in 101,Ada Byron,ada@example.edu,Keine Abgabe,,10,Ja,-,-,\n", encoding="utf-8")
+    download = make_zip(tmp_path / "m.zip", {
+        moodle_path(moodle_prefix("Ada Byron", 101), f"{NOTEBOOK}.ipynb", "folders"): notebook_bytes("ada")})
+    with pytest.raises(UsageError, match="another language.*English") as refused:
+        collect.collect(course, LAB, download, roster=german)
+    assert "\n" not in str(refused.value)
+    assert not course.submitted.exists() and not (course.root / "reports").exists()

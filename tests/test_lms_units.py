@@ -50,6 +50,7 @@ def test_upload_names_follow_each_lms():
     assert feedback_name("canvas", canvas, record, "lab1", "lab1_x", "12345") == \
         "smithjane_12345_90004_lab1-x-feedback.ipynb"  # Canvas shows it under the submitted .ipynb's name
     assert feedback_name("canvas", moodle, {}, "lab1", "lab1_x", "678") is None
+    assert feedback_name("canvas", canvas, {}, "lab1", "lab1_x", "12345") is None  # no upload: nothing to attach to
     assert feedback_name("moodle", moodle, {}, "lab1", "lab1_x", "678") == \
         "Zoë Müller_678_assignsubmission_file_lab1_x_feedback.html"
     assert feedback_name("plain", canvas, {}, "lab1", "lab1_x", "12345") == "12345/lab1/lab1_x.html"

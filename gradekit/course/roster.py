@@ -182,6 +182,13 @@ def read_roster(path: Path) -> Roster:
         maxima = {value for identity in students.values()
                   if (value := lms_number(identity.extra.get("Maximum Grade", ""))) is not None}
         return Roster("moodle", students, header=header, points={"": maxima.pop()} if len(maxima) == 1 else {})
+    if rows[1:] and re.fullmatch(r"\D*[^\W\d]\D*\s*\d+", clean_field(rows[1][0])) and len(header) >= 6:
+        # Moodle names a worksheet's columns in the downloading user's language, and its importer reads them
+        # in the importing user's (importgradeslib.php `init`): English both ways is what the kit can fill.
+        columns = ", ".join(clean_field(h)[:40] for h in header[:3])
+        raise ValueError(f"{path}: a Moodle grading worksheet in another language ({columns}, ...): "
+                         "download it with your Moodle language set to English (user menu > Language), and "
+                         "upload the kit's worksheet with English too")
     if "id" in lower:  # plain: id,name,email,sis_id,section
         for row in rows[1:]:
             identity = Identity("roster", column(row, "id"), column(row, "name"), column(row, "email"),

@@ -420,12 +420,12 @@ def _name_token(text: str, fallback: str) -> str:
 def feedback_name(kind: str, identity: Identity, record: dict, lab: str, notebook: str, student: str) -> str | None:
     """The file name of one student's feedback page in the LMS's bulk upload; None if not of that LMS."""
     if kind == "canvas":
-        if identity.lms != "canvas" or not identity.user.isdigit():
-            return None
+        if identity.lms != "canvas" or not identity.user.isdigit() or not record.get("attachment"):
+            return None  # Canvas attaches a file only to a submission's attachment: no upload, nowhere to attach
         # like Canvas's own: the sortable name squashed to letters and digits ("Lee, Ann" -> "leeann")
         name = re.sub(r"[\W_]+", "", identity.name).lower()[:60]
         name = name if name and not name.isdigit() else "student"
-        attachment = f"_{record['attachment']}" if record.get("attachment") else ""
+        attachment = f"_{record['attachment']}"
         # Canvas takes the first two all-digit '_' parts as user and attachment: none may follow.
         # A notebook: Canvas shows the file under the name the student submitted (a .ipynb), and Colab opens it.
         return f"{name}_{identity.user}{attachment}_{notebook.replace('_', '-')}-feedback.ipynb"
