@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import tempfile
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gradekit.course import exits
@@ -25,6 +27,7 @@ COMMANDS = {
     "demo": ("gradekit.commands.demo", "release the labs and grade a demo class end to end"),
     "bench": ("gradekit.commands.bench", "benchmark our grader against plain nbgrader autograde"),
     "corpus": ("gradekit.commands.corpus", "grade the wheat/chaff corpora and print the kill table"),
+    "restore": ("gradekit.commands.restore", "put back the gradebook as it was before a collect or a grade"),
     "lms": ("gradekit.commands.lms", "grade files and feedback zips for the LMS; due dates"),
     "publish": ("gradekit.commands.publish", "push the student repository (release notebooks, lectures, Colab badges)"),
 }
@@ -47,6 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(args)
 
 
+def run_log(args: argparse.Namespace) -> Path:
+    """This run's own log file: in the course's reports/logs/ when there is a course, else the temp folder."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    course = getattr(args, "course", None)
+    folder = Path(course) / "reports" / "logs" if course and Path(course).is_dir() else Path(tempfile.gettempdir())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    return folder / f"gradekit-{args.command}-{stamp}.log"
+
+
+def _log(args: argparse.Namespace) -> str:
+    try:
+        log = run_log(args)
+        log.write_text(traceback.format_exc())
+        return f"details in {log}"
+    except OSError:
+        return "no log written (the disk refused it)"
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run one command: user errors and failures become one line and an exit code (see gradekit.course.exits)."""
     where = f"gradekit {args.command}"
@@ -56,17 +80,23 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"{where}: error: {terminal_safe(str(error), 600)}", file=sys.stderr)
         return exits.EXIT_USAGE
     except exits.ToolFailure as error:
+        known = exits.environment_problem(error) or exits.environment_problem(str(error))
+        if known:  # a fault of the machine or the database, said in one line without the raw message
+            print(f"{where}: failed: {known[1]}; {_log(args)}", file=sys.stderr)
+            return known[0]
         print(f"{where}: failed: {terminal_safe(str(error), 600)}", file=sys.stderr)
         return exits.EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"\n{where}: interrupted; grades written so far are whole, run the command again to finish",
-              file=sys.stderr)
+        print(f"\n{where}: interrupted; what was written is whole (each file replaced at once, each student's grade "
+              "one transaction); run the command again to finish", file=sys.stderr)
         return exits.EXIT_INTERRUPTED
-    except Exception as error:  # a bug of ours: one line here, the traceback in a file
-        log = Path(tempfile.gettempdir()) / f"gradekit-{args.command}-error.log"
-        log.write_text(traceback.format_exc())
-        print(f"{where}: internal error ({type(error).__name__}: {terminal_safe(str(error), 300)}); "
-              f"details in {log}", file=sys.stderr)
+    except Exception as error:  # the machine (disk, database), or a bug of ours: one line here, the traceback in a file
+        known = exits.environment_problem(error)
+        if known:
+            print(f"{where}: failed: {known[1]}; {_log(args)}", file=sys.stderr)
+            return known[0]
+        print(f"{where}: internal error ({type(error).__name__}: {terminal_safe(str(error).split('[SQL:')[0], 300)}); "
+              f"{_log(args)}", file=sys.stderr)
         return exits.EXIT_FAILED
 
 

@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from gradekit.course import exits
+from gradekit.course.backup import backup
 from gradekit.course.checks import require_lab
 from gradekit.course.directory import REPO_ROOT, Course
-from gradekit.course.exits import EXIT_ATTENTION, EXIT_FAILED, EXIT_OK, UsageError, interrupts_as_keyboard_interrupt
+from gradekit.course.exits import EXIT_ATTENTION, EXIT_OK, UsageError, interrupts_as_keyboard_interrupt
 from gradekit.course.ledger import ungraded
 from gradekit.course.lock import course_lock
 from gradekit.course.status import Status, write_status
@@ -83,6 +84,7 @@ def main(args: argparse.Namespace) -> int:
     check_stagers(args.stagers)
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
+        backup(course, f"grade-{args.lab}")
         students = args.student
         if args.outdated:
             students = ungraded(course, args.lab)
@@ -106,6 +108,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.lab}: {len(run.students)} students: {summary or 'no submissions'} in "
           f"{time.monotonic() - started:.1f} s ({'sandboxed' if run.sandboxed else 'NOT SANDBOXED'}); "
           f"status in {path}", file=sys.stderr)
-    if counts[Status.GRADER_ERROR]:
-        return EXIT_FAILED
+    if counts[Status.GRADER_ERROR]:  # the grader's fault, never the students': their old grades show as outdated
+        print(f"{args.lab}: {counts[Status.GRADER_ERROR]} grader error(s), not the students' doing: "
+              f"`gradekit grade {args.lab} --outdated` grades them again", file=sys.stderr)
+        return EXIT_ATTENTION
     return EXIT_OK if run.all_graded else EXIT_ATTENTION

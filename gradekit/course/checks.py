@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gradekit.course.backup import check_gradebook_file
 from gradekit.course.directory import Course, repo_course
 from gradekit.course.exits import UsageError
 
@@ -49,6 +50,7 @@ def require_gradebook(course: Course) -> None:
     present = has_gradebook() if callable(has_gradebook) else Path(course.gradebook).exists()
     if not present:
         raise UsageError(f"no gradebook in {course.root}: release the labs first (`make release`)")
+    check_gradebook_file(course)
 
 
 def gradebook_labs(course: Course) -> list[str]:

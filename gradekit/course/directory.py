@@ -99,6 +99,11 @@ class Course:
         return self.reports / "lms"
 
     @property
+    def backups(self) -> Path:
+        """Copies of the gradebook and the grading records, before each collect and grade (`gradekit restore`)."""
+        return self.reports / "backups"
+
+    @property
     def roster_file(self) -> Path:
         return self.reports / "roster.json"
 

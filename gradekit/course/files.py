@@ -30,6 +30,11 @@ def atomic_open(path: Path, mode: str = "w", **options) -> Iterator[IO]:
             os.fsync(stream.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes it 0600; the file replaces one anyone in the course could read
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        if error.filename is None:  # a full disk says where: the file it was writing
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

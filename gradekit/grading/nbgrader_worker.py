@@ -133,7 +133,8 @@ class StepsWorker:
             line = ""
         if not line:
             tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] if self.log_path.exists() else []
-            raise ToolFailure(f"the nbgrader {self.role} stopped: {tail[0][:300] if tail else 'no message'}")
+            last = tail[0].split("[SQL:")[0][:300] if tail else "no message"
+            raise ToolFailure(f"{self.role} (nbgrader's passes) stopped: {last}")
         return json.loads(line)
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads
 from gradekit.grading.pool import execution_pool
 from gradekit.grading.progress import Progress
 from gradekit.judge.judge import import_for_judge, trusted_program
+from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.executors import ExecutionResult, RunningExecutor
 from gradekit.sandbox.launch import Sandbox
 from gradekit.sandbox.settings import Limits
@@ -163,7 +164,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
     if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
         torch.set_num_threads(1)  # the judge's references are small: beside the notebooks, one thread
-    staging = Path(tempfile.mkdtemp(prefix=f"gradekit-{lab}-"))
+    sweep_leftovers()
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{lab}-"))  # 0700: submissions, hidden tests
+    (staging / OWNER_FILE).write_text(str(os.getpid()))
     bars = Progress(progress, len(submitted))
     sandbox: Sandbox | None = None
     steps: list[StepsWorker] = []
@@ -252,6 +255,29 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         if sandbox is not None:
             sandbox.close()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+STAGING_PREFIX, OWNER_FILE = "gradekit-", "owner.pid"
+
+
+def sweep_leftovers() -> list[str]:
+    """What runs killed outright (SIGKILL, a host crash) left: staging folders (every submission, the hidden
+    tests) whose run is gone, their tmpfs mounts, and their cgroups. Returns the folders removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{STAGING_PREFIX}*"):
+        owner = folder / OWNER_FILE
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue  # not a staging folder of ours, or still being created
+        if sandbox_limits.pid_alive(pid):
+            continue
+        for point in sandbox_limits.mounts_below(folder):
+            sandbox_limits.unmount_workdir(point)
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder.name)
+    sandbox_limits.sweep_stale_groups()
+    return removed
 
 
 def default_workers() -> int:

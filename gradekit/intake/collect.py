@@ -37,10 +37,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from gradekit.course.backup import backup
 from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.collected import load_state, state_path
 from gradekit.course.directory import Course
-from gradekit.course.exits import UsageError
+from gradekit.course.exits import UsageError, deferred_interrupts
 from gradekit.course.files import atomic_open, write_bytes, write_text
 from gradekit.course.ledger import ungraded
 from gradekit.course.lock import course_lock
@@ -403,50 +404,62 @@ def submission_time(found: Found, due: datetime | None) -> tuple[datetime | None
     return None, ""
 
 
+def _place_one(found: Found, course: Course, lab: str, canonical: str, replace: bool, due: datetime | None,
+               previous: dict, history: Path, run: str) -> dict | None:
+    """Write one file of the batch; returns its lms.json record (None: an older upload, kept out)."""
+    folder = course.submitted / found.student / lab
+    target = folder / f"{canonical}.ipynb"
+    found.target = str(target.relative_to(course.root))
+    timestamp, note = submission_time(found, due)
+    if note:
+        found.notes.append(note)
+    if target.exists():
+        if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(found.data).digest():
+            found.action = "unchanged"
+        elif not replace and _older_than(found, previous):
+            found.action = "kept existing"
+            found.notes.append("older than the submission already collected (use --replace to take it)")
+            return None
+        else:
+            kept = history / found.student / f"{run}_{canonical}.ipynb"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(kept, target.read_bytes())
+            found.action = "replaced"
+            found.notes.append(f"replaced the previous submission (kept as {kept.relative_to(course.root)})")
+    else:
+        found.action = "placed"
+    folder.mkdir(parents=True, exist_ok=True)
+    if found.action != "unchanged":
+        write_bytes(target, found.data)
+    stamp = folder / "timestamp.txt"
+    if timestamp:
+        write_text(stamp, timestamp.astimezone(UTC).strftime(TIMESTAMP_FORMAT) + "\n")
+    elif stamp.exists():
+        stamp.unlink()  # the time of an earlier upload would be stale
+    if found.late and not note:
+        found.notes.append("marked late by the LMS")
+    return _record(found, timestamp)
+
+
 def place(files: list[Found], course: Course, lab: str, canonical: str, replace: bool,
           due: datetime | None = None) -> None:
     state = load_state(course, lab)
     history = course.collect_history(lab)
     run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    for found in files:
-        if found.action != "place":
-            continue
-        folder = course.submitted / found.student / lab
-        target = folder / f"{canonical}.ipynb"
-        found.target = str(target.relative_to(course.root))
-        timestamp, note = submission_time(found, due)
-        if note:
-            found.notes.append(note)
-        previous = state.get(found.student, {})
-        if target.exists():
-            if hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(found.data).digest():
-                found.action = "unchanged"
-            elif not replace and _older_than(found, previous):
-                found.action = "kept existing"
-                found.notes.append("older than the submission already collected (use --replace to take it)")
-                continue
-            else:
-                kept = history / found.student / f"{run}_{canonical}.ipynb"
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                write_bytes(kept, target.read_bytes())
-                found.action = "replaced"
-                found.notes.append(f"replaced the previous submission (kept as {kept.relative_to(course.root)})")
-        else:
-            found.action = "placed"
-        folder.mkdir(parents=True, exist_ok=True)
-        if found.action != "unchanged":
-            write_bytes(target, found.data)
-        stamp = folder / "timestamp.txt"
-        if timestamp:
-            write_text(stamp, timestamp.astimezone(UTC).strftime(TIMESTAMP_FORMAT) + "\n")
-        elif stamp.exists():
-            stamp.unlink()  # the time of an earlier upload would be stale
-        if found.late and not note:
-            found.notes.append("marked late by the LMS")
-        state[found.student] = _record(found, timestamp)
-    path = state_path(course, lab)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(state, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    # Ctrl-C or SIGTERM waits for the batch (seconds): notebooks, timestamps and lms.json stay together; and
+    # whatever fails (a full disk), the record of what was placed is written.
+    with deferred_interrupts():
+        try:
+            for found in files:
+                if found.action == "place":
+                    record = _place_one(found, course, lab, canonical, replace, due, state.get(found.student, {}),
+                                        history, run)
+                    if record is not None:
+                        state[found.student] = record
+        finally:
+            path = state_path(course, lab)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(state, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- reporting
@@ -553,6 +566,7 @@ def collect(course: Course, lab: str, download: Path, replace: bool = False, ros
     new_roster = read_roster_file(roster) if roster is not None else None
     new_groups = read_groups_file(groups) if groups is not None else None
     with course_lock(course, "collect"):  # never a submission replaced under a grading run
+        backup(course, "collect")
         if new_roster is not None:
             save_roster(course.root, new_roster, lab)
         if new_groups is not None:

@@ -426,3 +426,66 @@ def unmount_workdir(path: Path) -> bool:
     if _libc.umount2(path, 0) == 0:
         return True
     return _libc.umount2(path, _MNT_DETACH) == 0  # busy (a leftover process): detach now, free later
+
+
+# --- what a killed run left -------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_groups() -> int:
+    """Remove the cgroups of grading runs that died without closing them (SIGKILL, a host crash): their
+    leftover tasks killed, the groups removed. A group is stale when the run whose pid it names is gone.
+    Returns how many were removed."""
+    backend = _detect()
+    if backend is None:
+        return 0
+    removed = 0
+    for parent in (backend.memory_parent, backend.pids_parent):
+        if parent is None or not parent.is_dir():
+            continue
+        for group in parent.iterdir():
+            match = re.fullmatch(rf"{PREFIX}-(\d+)-\d+-.*", group.name)
+            if not group.is_dir() or match is None or pid_alive(int(match[1])):
+                continue
+            for _ in range(50):
+                pids = _pids_in(group)
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    group.rmdir()
+                    removed += 1
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+    return removed
+
+
+def mounts_below(folder: Path) -> list[Path]:
+    """Mount points at or below `folder` (deepest first), from /proc/self/mounts."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    root = os.path.realpath(folder)
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 1:
+            point = fields[1].encode().decode("unicode_escape")  # the kernel escapes spaces as \040
+            if point == root or point.startswith(root + os.sep):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
