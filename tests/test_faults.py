@@ -223,3 +223,78 @@ def test_a_hang_up_stops_a_run_like_ctrl_c_and_leaves_no_staging(course):
     _, err = run.communicate(timeout=120)
     assert run.returncode == EXIT_INTERRUPTED, err
     assert "interrupted" in err and not left[0].exists()
+
+
+# ---------------------------------------------------------------- deaths the student did not cause
+
+
+def processes(match) -> list[int]:
+    """pids whose (uid, command line) satisfy `match`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = int(next(line for line in (entry / "status").read_text().splitlines()
+                           if line.startswith("Uid:")).split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, StopIteration, ValueError):
+            continue
+        if match(uid, command):
+            found.append(int(entry.name))
+    return found
+
+
+def students_kernels() -> list[int]:
+    return processes(lambda uid, command: uid >= 60000 and "zygote.py" in command)
+
+
+def zygotes() -> list[int]:
+    return processes(lambda uid, command: uid == 0 and "zygote.py" in command and "bwrap" not in command)
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+NAP = "import time\ntime.sleep(6)\n\ndef double(x):\n    return 2 * x\n"
+SELF_KILL = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n\ndef double(x):\n    return 2 * x\n"
+forking = pytest.mark.skipif(bwrap_path() is None or os.geteuid() != 0, reason="the zygote needs bubblewrap and root")
+
+
+def grade_statuses(course: Course) -> dict[str, tuple[str, float | None]]:
+    import json
+
+    data = json.loads(course.status_file(LAB).read_text())
+    return {s["student"]: (s["status"], s["score"]) for s in data["students"]}
+
+
+@pytest.mark.slow
+@forking
+@pytest.mark.parametrize("what", ["the student's kernel", "the zygote"])
+def test_a_kill_from_outside_is_the_graders_fault_the_notebook_runs_again_and_gets_its_marks(course, what):
+    for student in ("ann", "bob"):
+        submit_source(course, student, NAP)
+    run = start_grade(course)
+    wait_for(lambda: len(students_kernels()) >= 1)
+    time.sleep(2)  # the notebook is running (asleep in its first cell)
+    kill_all(students_kernels() if what == "the student's kernel" else zygotes())
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == EXIT_OK, err
+    assert grade_statuses(course) == {"ann": ("graded", 3.0), "bob": ("graded", 3.0)}
+
+
+@pytest.mark.slow
+@forking
+def test_a_notebook_that_kills_itself_is_its_own_crash_after_one_run_alone(course):
+    submit_source(course, "ann", RIGHT)
+    submit_source(course, "eve", SELF_KILL)
+    done = gradekit("grade", LAB, "--course", str(course.root))
+    assert done.returncode == 1, done.stderr  # attention: a crash, the student's
+    statuses = grade_statuses(course)
+    assert statuses["ann"] == ("graded", 3.0)
+    assert statuses["eve"][0] == "crashed" and statuses["eve"][1] == 0.0

@@ -72,7 +72,7 @@ def test_status_lines_exit_code_and_status_json(graded):
     assert by_student["blank"]["score"] == 0 and by_student["full"]["max_score"] == 3
     assert set(by_student["full"]) == {"student", "status", "reason", "repairs", "flags", "score",
                                       "max_score", "seconds", "judge_seconds", "judge_cpu", "input_digest",
-                                      "tests_digest"}
+                                      "tests_digest", "late_penalty"}
     assert len(by_student["full"]["input_digest"]) == len(by_student["full"]["tests_digest"]) == 64
     assert 0 < by_student["full"]["judge_seconds"] < by_student["full"]["seconds"]
     assert set(status["phases"]) == {"staging", "execution", "judge", "scoring"}

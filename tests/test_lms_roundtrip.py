@@ -23,6 +23,7 @@ from nbgrader.api import Gradebook
 
 from gradekit.course.status import Status, write_status
 from gradekit.delivery.lms_export import export_feedback, export_grades
+from gradekit.grading.progress import status_line
 from gradekit.grading.run import grade_lab
 from gradekit.intake import collect
 from gradekit.sandbox.settings import Limits
@@ -142,6 +143,17 @@ def test_late_work_gets_nbgrader_penalty_and_the_extension_removes_it(trip):
         assert not extended.late_submission_penalty
     points = gradebook_points(course)
     assert points["103"] == 0.0 and points["104"] == 3.0
+
+
+def test_the_late_penalty_is_on_the_status_line_and_the_students_page_as_the_lms_gets_it(trip):
+    course, first, *_ = trip
+    line = status_line(first["103"])
+    assert " 0/3 " in line and "late: 3 point(s) deducted from 3" in line
+    assert "late" not in status_line(first["104"])  # the extension: on time
+    page = html.unescape(re.sub(r"<[^>]+>", "", (course.feedback / "103" / LAB / f"{NOTEBOOK}.html").read_text()))
+    assert "Score: 0 / 3 (late: 3 point(s) deducted from 3)" in page
+    summary = nbformat.read(course.feedback / "103" / LAB / f"{NOTEBOOK}.ipynb", as_version=4).cells[0].source
+    assert "0 / 3" in summary and "Late: 3 point(s) deducted from 3" in summary
 
 
 def test_invalid_resubmission_replaces_the_old_score_with_zero_and_the_reason(trip):

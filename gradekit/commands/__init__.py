@@ -19,6 +19,7 @@ from gradekit.course.safe_text import terminal_safe
 
 # command -> (module, one-line help). Each module has add_arguments(parser) and main(args) -> int.
 COMMANDS = {
+    "init": ("gradekit.commands.init", "make a new course in its own folder, apart from the kit"),
     "release": ("gradekit.commands.release", "regenerate release/ from source/ with nbgrader"),
     "collect": ("gradekit.commands.collect", "place an LMS download or a folder of files into submitted/"),
     "grade": ("gradekit.commands.grade", "grade submitted/ in parallel, sandboxed, into autograded/ and the gradebook"),

@@ -21,6 +21,7 @@ from gradekit.grading.run import MIN_MEMORY_MB, check_scorers, check_stagers, de
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.bwrap import bwrap_path
 from gradekit.sandbox.settings import Limits
+from gradekit.scoring.hand_grades import settle_lab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
         backup(course, f"grade-{args.lab}")
+        settle_lab(course, args.lab)  # hand grades a killed run left pending
         students = args.student
         if args.outdated:
             students = ungraded(course, args.lab)

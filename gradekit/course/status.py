@@ -41,6 +41,7 @@ class StudentStatus:
     flags: list[str] = field(default_factory=list)
     score: float | None = None
     max_score: float | None = None
+    late_penalty: float = 0.0  # nbgrader's, already in what the LMS gets: score - late_penalty
     seconds: float | None = None  # the notebook in its sandbox, judge included
     judge_seconds: float | None = None
     judge_cpu: float | None = None

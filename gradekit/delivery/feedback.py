@@ -158,6 +158,17 @@ def gradebook_grades(course: Course, lab: str, notebook: str,
         return grades, float(submission.score), float(submission.max_score)
 
 
+def late_penalty(course: Course, lab: str, student: str) -> float:
+    """nbgrader's late penalty of the student's submission (what the LMS export subtracts), 0 when none."""
+    from nbgrader.api import MissingEntry
+
+    with course.open_gradebook() as gradebook:
+        try:
+            return float(gradebook.find_submission(lab, student).late_submission_penalty or 0.0)
+        except MissingEntry:
+            return 0.0
+
+
 def _grade_ids_in_order(course: Course, lab: str, notebook: str) -> list[str]:
     """The grade ids of the lab's notebook, top to bottom (from the release students got)."""
     path = course.release / lab / f"{notebook}.ipynb"
@@ -293,7 +304,7 @@ def _max_score(course: Course, lab: str) -> float | None:
 
 
 def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float,
-                student: str, lab: str, notice: str = "") -> str:
+                student: str, lab: str, notice: str = "", penalty: float = 0.0) -> str:
     """The whole page; `notice` is status_notice's Markup (a plain string would be shown as text)."""
     anchors: dict[str, str] = {}
     cells = []
@@ -308,6 +319,7 @@ def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, ma
     failing = fix_first(nb, grades)
     return pages.render(
         "feedback.html.j2", lab=lab, student=student, notice=notice, total=total, max_total=max_total,
+        penalty=penalty,
         pending=sum(1 for g in grades.values() if g.pending),
         failing=failing[:MAX_FIX_FIRST], more_failing=max(0, len(failing) - MAX_FIX_FIRST),
         rows=[(g.grade_id, anchors.get(g.grade_id, ""), _score_text(g)) for g in grades.values()], cells=cells)
@@ -339,9 +351,10 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page = course.feedback / student / lab / f"{name}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         notice = status_notice(statuses.get(student))
-        write_text(page, render_page(nb, grades, total, max_total, student, lab, notice))
+        penalty = late_penalty(course, lab, student)  # what the student reads is what the LMS gets
+        write_text(page, render_page(nb, grades, total, max_total, student, lab, notice, penalty))
         write_text(page.with_suffix(".ipynb"), nbformat.writes(feedback_notebook(
-            nb, grades, total, max_total, lab, failure_messages, status_text(statuses.get(student)))))
+            nb, grades, total, max_total, lab, failure_messages, status_text(statuses.get(student)), penalty)))
         pages.append(page)
     graded = {page.parent.parent.name for page in pages}
     max_total = _max_score(course, lab)

@@ -70,10 +70,13 @@ def _verdict(grade: CellGrade, messages: list[str]) -> NotebookNode:
 
 
 def feedback_notebook(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float, lab: str,
-                      messages_of: Callable[[NotebookNode], list[str]], notice: str = "") -> NotebookNode:
+                      messages_of: Callable[[NotebookNode], list[str]], notice: str = "",
+                      penalty: float = 0.0) -> NotebookNode:
     """`nb`: the autograded notebook with its hidden tests already cut out (`feedback.hide_hidden_tests`);
     `messages_of(cell)`: a test cell's failure messages (`feedback.failure_messages`)."""
-    summary = [f"# Feedback on {lab}: {_points(total)} / {_points(max_total)}"]
+    summary = [f"# Feedback on {lab}: {_points(max(0.0, total - penalty))} / {_points(max_total)}"]
+    if penalty:
+        summary.append(f"Late: {_points(penalty)} point(s) deducted from {_points(total)}.")
     if notice:
         summary.append(_quoted([notice]))
     failing = [g for g in grades.values() if not g.written and g.points < g.max_score]

@@ -221,6 +221,7 @@ class Scoring(WorkerThreads):
             self.phases["scoring"].append(answer["seconds"])
             status.status, status.reason = answer["status"], answer["reason"]
             status.score, status.max_score = answer["score"], answer["max_score"]
+            status.late_penalty = float(answer.get("late_penalty") or 0.0)
         self.bar.update(1)
 
 

@@ -27,10 +27,16 @@ class Progress:
 
 
 def status_line(status: StudentStatus) -> str:
-    score = "" if status.score is None else f"{status.score:g}/{status.max_score:g}"
+    """One student's line: the score the LMS gets (late penalty subtracted, and said), status, reason, flags."""
+    score, reasons = "", [status.reason] if status.reason else []
+    if status.score is not None:
+        net = max(0.0, status.score - status.late_penalty)
+        score = f"{net:g}/{status.max_score:g}"
+        if status.late_penalty:
+            reasons.insert(0, f"late: {status.late_penalty:g} point(s) deducted from {status.score:g}")
     line = f"{terminal_safe(status.student, 60):<24} {status.status:<10} {score:>10}"
-    if status.reason:
-        line += f"  {terminal_safe(status.reason)}"
+    if reasons:
+        line += f"  {terminal_safe('; '.join(reasons))}"
     if status.flags:
         line += f"  [flags: {terminal_safe('; '.join(status.flags))}]"
     return line

@@ -22,7 +22,9 @@ How, and why scores equal plain `nbgrader autograde`:
 from __future__ import annotations
 
 import ast
+import copy
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -197,7 +199,17 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         scoring = Scoring(steps[:scorers], course, lab, staging, statuses, phases, scoring_bar)
         done = threading.Lock()
 
+        staged: dict[str, tuple[Path, nbformat.NotebookNode]] = {}
+        retry: list[str] = []
+        retried: set[str] = set()
+
         def on_done(student: str, result: ExecutionResult) -> None:
+            # A death the student may not have caused (the executor or zygote gone, a kill from outside) is
+            # not scored now: the notebook runs again, alone, once the others are done.
+            if student not in retried and maybe_not_the_students(result):
+                with done:
+                    retry.append(student)
+                return
             with done:
                 detail = f" ({terminal_safe(result.reason, 80)})" if result.status == Status.GRADER_ERROR else ""
                 execution_bar.set_postfix_str(f"{terminal_safe(student, 30)}: {result.status}{detail}",
@@ -216,7 +228,8 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             staging_bar.update(1)
             if status.status == Status.GRADED and answer["notebook"]:
                 files = Path(answer["notebook"]).parent
-                pool.submit(student, files, nbformat.read(answer["notebook"], as_version=4))
+                staged[student] = (files, nbformat.read(answer["notebook"], as_version=4))
+                pool.submit(student, files, copy.deepcopy(staged[student][1]))
                 phases["staging"].append(time.monotonic() - began)
                 return
             with done:  # not executed: counted at once, so that the bars end at the number of students
@@ -228,7 +241,14 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             for student in submitted:
                 staging_run.submit(student)
             staging_run.finish()
-            pool.close()  # every notebook executed (and handed to the scorer)
+            pool.close()  # every notebook executed (and handed to the scorer), but those to run again
+            if retry:  # one at a time: whatever took the first run down (memory, a kill) is not repeated
+                retried.update(retry)
+                pool = execution_pool(sandbox, 1, warm, on_done, expected=len(retry), program=program,
+                                      scheduler=scheduler, sandboxed=sandboxed, delimiters=delimiters)
+                for student in list(retry):
+                    pool.submit(student, *staged[student])
+                pool.close()
         except BaseException:
             staging_run.stop()  # the students in hand are staged; no other starts
             pool.abort()
@@ -258,6 +278,16 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
 
 
 STAGING_PREFIX, OWNER_FILE = "gradekit-", "owner.pid"
+# How a notebook ends when something outside it may have ended it: a kill signal, the kernel or its executor
+# gone. Its own doing (an exception, exceeding its memory or output, os._exit) reads otherwise.
+OUTSIDE_DEATH = re.compile(r"killed by SIG(KILL|TERM|HUP|INT|QUIT)|kernel died|executor died|sandbox stopped|"
+                           r"grader error")
+
+
+def maybe_not_the_students(result: ExecutionResult) -> bool:
+    """Whether a notebook's end may not be the student's doing, so that it runs again before it counts."""
+    return result.status == Status.GRADER_ERROR or (result.status == Status.CRASHED
+                                                      and bool(OUTSIDE_DEATH.search(result.reason)))
 
 
 def sweep_leftovers() -> list[str]:

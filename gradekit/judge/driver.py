@@ -16,6 +16,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell
+from gradekit.course.status import Status
 from gradekit.judge.judge import ChannelClosed, Judge, Verdict
 from gradekit.sandbox.executors import ExecutionResult, mark_not_run
 
@@ -118,7 +119,9 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
     if problem:
         executor.kill()
         mark_not_run(nb, problem)
-        return ExecutionResult("crashed", problem, nb, 0.0, executor._log_tail())
+        # The notebook never started (the executor or its zygote died, the imports failed): the grader's
+        # fault, never the student's crash.
+        return ExecutionResult(Status.GRADER_ERROR, f"grader error: {problem}", nb, 0.0, executor._log_tail())
     judge = Judge(_executor_channel(executor), program)
     status, reason = "done", ""
     judge_seconds = judge_cpu = 0.0

@@ -45,6 +45,7 @@ EXECUTOR_SCRIPT = UNTRUSTED_DIR / "execute.py"
 SANDBOX_EXECUTOR = f"{SANDBOX_CODE_DIR}/execute.py"
 MAX_RESULT_BYTES = 256 * 1024 * 1024  # all that one submission may send back
 MAX_EVENT_BYTES = 32 * 1024 * 1024  # one cell's outputs or one answer of the bridge
+SANDBOX_STOPPED = 70  # the sandbox's own init failed (untrusted/zygote.py): its machinery, not the notebook
 STARTUP_TIMEOUT = 120.0  # kernel start and warm imports, before the notebook's own clock starts
 
 
@@ -263,6 +264,8 @@ class RunningExecutor:
 def _exit_reason(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"the notebook's process was killed by {signal.Signals(-returncode).name}"
+    if returncode == SANDBOX_STOPPED:
+        return f"the sandbox stopped before the end (exit {SANDBOX_STOPPED})"
     return f"the notebook's process exited (code {returncode}) before the end"
 
 

@@ -101,6 +101,10 @@ class Zygote:
         for callback in callbacks:
             callback(None)
 
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def ready(self) -> str | None:
         if not self._ready.wait(STARTUP_TIMEOUT):
             return "the fork server did not start in time"

@@ -37,6 +37,9 @@ class Sandbox:
     def prepare(self) -> None:
         """Start the zygote now (its imports take seconds), not at the first `start()`."""
         with self._lock:
+            if self.fork and self._zygote is not None and not self._zygote.alive:
+                self._zygote.close()  # killed from outside: its notebooks run again, from a new one
+                self._zygote = None
             if self.fork and self._zygote is None:
                 self._zygote = Zygote(self.scratch, self.warm_modules, self.limits)
 

@@ -2,7 +2,7 @@
 
 `Execute` is replaced by `LookupExecute`, which hands back the notebook executed and judged in the
 sandbox after checking that it is the sanitized submission cell by cell; saving grades, late penalties
-and manual grades stay nbgrader's. Hand-graded cells whose answer did not change keep their grade.
+and manual grades stay nbgrader's. Hand grades follow the answer they graded (`gradekit.scoring.hand_grades`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from nbgrader.preprocessors import (
 from traitlets import Unicode
 from traitlets.config import Config
 
-from gradekit.course.cells import grade_id_of
 from gradekit.course.directory import Course
 from gradekit.course.gradebook import nbgrader_api
 from gradekit.course.safe_text import NeutralizeStudentContent
 from gradekit.course.status import Status, StudentStatus
+from gradekit.scoring.hand_grades import keep_aside, settle
 
 
 class LookupExecute(NbGraderPreprocessor):
@@ -79,45 +79,7 @@ def record_score(course: Course, lab: str, status: StudentStatus) -> None:
         except MissingEntry:
             return
         status.score, status.max_score = float(submission.score), float(submission.max_score)
-
-
-def _answers_of(path: Path, grade_ids: set[str]) -> dict[str, str]:
-    if not grade_ids or not path.exists():
-        return {}
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception:  # noqa: BLE001 - an unreadable old copy: the state is recomputed as nbgrader does
-        return {}
-    return {grade_id_of(c): c.source.strip() for c in nb.cells
-            if grade_id_of(c) in grade_ids}
-
-
-def _hand_graded(course: Course, lab: str, student: str) -> dict[str, str]:
-    """grade_id -> answer text of every cell the instructor has graded by hand (before a regrade)."""
-    name = course.notebook_name(lab)
-    with course.open_gradebook() as gb:
-        try:
-            notebook = gb.find_submission_notebook(name, lab, student)
-        except MissingEntry:
-            return {}
-        graded = {g.name for g in notebook.grades if g.manual_score is not None and not g.needs_manual_grade}
-    return _answers_of(course.autograded / student / lab / f"{name}.ipynb", graded)
-
-
-def _keep_hand_grading(course: Course, lab: str, student: str, before: dict[str, str]) -> None:
-    """nbgrader marks every hand-graded cell "needs manual grading" again when it re-autogrades; where the
-    answer did not change, the instructor's grade stands as graded."""
-    name = course.notebook_name(lab)
-    after = _answers_of(course.autograded / student / lab / f"{name}.ipynb", set(before))
-    unchanged = [grade_id for grade_id, text in before.items() if after.get(grade_id) == text]
-    if not unchanged:
-        return
-    with course.open_gradebook() as gb:
-        for grade_id in unchanged:
-            grade = gb.find_grade(grade_id, name, lab, student)
-            if grade.manual_score is not None:
-                grade.needs_manual_grade = False
-        gb.db.commit()
+        status.late_penalty = float(submission.late_submission_penalty or 0.0)
 
 
 def score_one(course: Course, lab: str, scorer: NbGraderAPI, student: str, outcome_status: str,
@@ -127,10 +89,10 @@ def score_one(course: Course, lab: str, scorer: NbGraderAPI, student: str, outco
     Hand-graded cells whose answer did not change keep their "graded" state. Returns the student's
     status, reason, score and max score as recorded, and the seconds it took."""
     began = time.monotonic()
-    hand_graded = _hand_graded(course, lab, student)
+    keep_aside(course, lab, student)  # the hand grades and the answers they graded, before nbgrader replaces them
     outcome = scorer.autograde(lab, student, force=True, create=True)
     if outcome["success"]:
-        _keep_hand_grading(course, lab, student, hand_graded)
+        settle(course, lab, student)
     status = StudentStatus(student, Status.GRADED)
     if not outcome["success"]:
         status.status, status.reason = Status.GRADER_ERROR, "grader error: " + _failure_reason(outcome)
@@ -139,4 +101,5 @@ def score_one(course: Course, lab: str, scorer: NbGraderAPI, student: str, outco
             status.status, status.reason = outcome_status, outcome_reason
         record_score(course, lab, status)
     return {"status": status.status, "reason": status.reason, "score": status.score, "max_score": status.max_score,
+            "late_penalty": status.late_penalty,
             "seconds": time.monotonic() - began}

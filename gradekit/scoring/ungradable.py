@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gradekit.course.directory import Course
 from gradekit.course.files import write_text
+from gradekit.scoring.hand_grades import keep_aside
 
 
 def ungradable_path(course: Course, lab: str) -> Path:
@@ -33,6 +34,7 @@ def record_ungradable(course: Course, lab: str, student: str, reason: str) -> fl
     from nbgrader.api import MissingEntry
 
     previous = None
+    keep_aside(course, lab, student)  # the submission row goes: its hand grades are kept for a later answer
     # nbgrader's add_submission builds its rows under SQLAlchemy autoflush, which warns (harmlessly,
     # plain `nbgrader autograde` too) about objects not yet in the session.
     with course.open_gradebook() as gradebook:
