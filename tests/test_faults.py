@@ -298,3 +298,31 @@ def test_a_notebook_that_kills_itself_is_its_own_crash_after_one_run_alone(cours
     statuses = grade_statuses(course)
     assert statuses["ann"] == ("graded", 3.0)
     assert statuses["eve"][0] == "crashed" and statuses["eve"][1] == 0.0
+
+
+# ---------------------------------------------------------------- interrupts
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_collect_leaves_every_notebook_and_its_record_whole(course, tmp_path):
+    download = tmp_path / "canvas.zip"
+    padding = "#" * 200_000 + "\n"  # ~200 KB notebooks: placing 150 of them takes a moment
+    with zipfile.ZipFile(download, "w") as archive:
+        for user in range(1000, 1150):
+            archive.writestr(f"student{user}_{user}_{user + 5000}_{NOTEBOOK}.ipynb",
+                             nbformat.writes(submission(course, RIGHT + padding)))
+    run = subprocess.Popen([sys.executable, "-m", "gradekit", "collect", LAB, str(download), "--course",
+                            str(course.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    wait_for(lambda: any(course.submitted.glob(f"*/{LAB}/{NOTEBOOK}.ipynb")), timeout=120)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == EXIT_INTERRUPTED, err
+    assert "interrupted; what was written is whole" in err
+    placed = {p.parent.parent.name: p for p in course.submitted.glob(f"*/{LAB}/{NOTEBOOK}.ipynb")}
+    for path in placed.values():  # never a truncated notebook
+        nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    import json
+
+    records = json.loads(course.collected_file(LAB).read_text(encoding="utf-8"))
+    assert set(records) == set(placed)  # lms.json says exactly what submitted/ holds
+    assert not list(course.root.rglob("*.partial"))

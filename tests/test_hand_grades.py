@@ -20,7 +20,7 @@ from gradekit.delivery.lms_export import results
 from gradekit.grading.run import grade_lab
 from gradekit.sandbox.bwrap import bwrap_path
 from gradekit.sandbox.settings import Limits
-from gradekit.scoring.hand_grades import PREVIOUS
+from gradekit.scoring.hand_grades import PREVIOUS, keep_aside
 from gradekit.scoring.ungradable import record_ungradable
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hand_grades"),
@@ -113,8 +113,9 @@ def test_an_invalid_resubmission_scores_0_and_the_original_answer_gets_its_hand_
 
 
 def test_hand_grades_left_pending_by_a_killed_scorer_are_settled_by_the_next_grade(course):
-    # nbgrader's own re-autograde commits and flags every hand-graded cell; a scorer killed right after
-    # that commit leaves the gradebook exactly so.
+    # Our scorer keeps the hand grades aside, then nbgrader's re-autograde commits and flags every
+    # hand-graded cell; a scorer killed right after that commit leaves the gradebook exactly so.
+    keep_aside(course, LAB, "dee")
     done = course.nbgrader("autograde", LAB, "--student", "dee", "--force", check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert written(course, "dee")[1] is True

@@ -21,7 +21,7 @@ from gradekit.grading.run import MIN_MEMORY_MB, check_scorers, check_stagers, de
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.bwrap import bwrap_path
 from gradekit.sandbox.settings import Limits
-from gradekit.scoring.hand_grades import settle_lab
+from gradekit.scoring.hand_grades import settle_lab, unsettled
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,12 +85,13 @@ def main(args: argparse.Namespace) -> int:
     check_stagers(args.stagers)
     started = time.monotonic()
     with course_lock(course), interrupts_as_keyboard_interrupt():
-        backup(course, f"grade-{args.lab}")
-        settle_lab(course, args.lab)  # hand grades a killed run left pending
         students = args.student
         if args.outdated:
             students = ungraded(course, args.lab)
             if not students:
+                if unsettled(course, args.lab):  # hand grades a killed run left pending: put back
+                    backup(course, f"settle-{args.lab}")
+                    settle_lab(course, args.lab)
                 print(f"{args.lab}: every submission has a current grade: nothing to grade", file=sys.stderr)
                 return EXIT_OK
             print(f"{args.lab}: grading {len(students)} student(s) without a current grade", file=sys.stderr)

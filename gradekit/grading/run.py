@@ -38,6 +38,7 @@ import torch
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
+from gradekit.course.backup import backup
 from gradekit.course.cells import Delimiters
 from gradekit.course.directory import Course
 from gradekit.course.exits import ToolFailure, UsageError, deferred_interrupts
@@ -54,6 +55,7 @@ from gradekit.sandbox.executors import ExecutionResult, RunningExecutor
 from gradekit.sandbox.launch import Sandbox
 from gradekit.sandbox.settings import Limits
 from gradekit.scoring.autograde import record_score
+from gradekit.scoring.hand_grades import settle_lab
 from gradekit.scoring.ungradable import record_ungradable
 
 MIN_MEMORY_MB = 512
@@ -193,6 +195,10 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
         # grader error for that student, never a zero); here, locally, before any grade is written.
         first = preflight(sandbox, limits) if submitted and scheduler is None else None
+        # Nothing refused: before the first write, a copy of the gradebook (`gradekit restore`), and the hand
+        # grades a killed run left pending put back.
+        backup(course, f"grade-{lab}")
+        settle_lab(course, lab)
         run_started = time.monotonic()
         staging_bar, execution_bar = bars.bar("staging", len(submitted)), bars.bar("executing", len(submitted))
         scoring_bar = bars.bar("scoring", len(submitted))

@@ -122,21 +122,27 @@ def settle(course: Course, lab: str, student: str) -> list[str]:
     return again
 
 
-def settle_lab(course: Course, lab: str) -> int:
-    """`settle` every student with kept hand grades whose cells are pending (a run killed after nbgrader's
-    commit); returns how many students were settled."""
+def unsettled(course: Course, lab: str) -> list[str]:
+    """Students with kept hand grades and a cell pending (what a run killed after nbgrader's commit leaves)."""
     folder = course.lab_reports(lab) / "hand-grades"
-    settled = 0
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        student = path.stem
-        name = course.notebook_name(lab)
-        with course.open_gradebook() as gradebook:
+    if not folder.is_dir():
+        return []
+    name = course.notebook_name(lab)
+    found = []
+    with course.open_gradebook() as gradebook:
+        for path in sorted(folder.glob("*.json")):
             try:
-                notebook = gradebook.find_submission_notebook(name, lab, student)
-                pending = any(g.needs_manual_grade for g in notebook.grades)
+                notebook = gradebook.find_submission_notebook(name, lab, path.stem)
             except MissingEntry:
                 continue
-        if pending:
-            settle(course, lab, student)
-            settled += 1
-    return settled
+            if any(g.needs_manual_grade for g in notebook.grades):
+                found.append(path.stem)
+    return found
+
+
+def settle_lab(course: Course, lab: str) -> list[str]:
+    """`settle` every student `unsettled` finds; returns them."""
+    students = unsettled(course, lab)
+    for student in students:
+        settle(course, lab, student)
+    return students
