@@ -326,3 +326,19 @@ def test_ctrl_c_during_collect_leaves_every_notebook_and_its_record_whole(course
     records = json.loads(course.collected_file(LAB).read_text(encoding="utf-8"))
     assert set(records) == set(placed)  # lms.json says exactly what submitted/ holds
     assert not list(course.root.rglob("*.partial"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap not installed")
+def test_a_dask_scheduler_that_is_not_there_is_one_line_and_no_grade(course):
+    submit_source(course, "ann", RIGHT)
+    done = gradekit("grade", LAB, "--course", str(course.root), "--scheduler", "tcp://127.0.0.1:9", timeout=180)
+    line = one_line_after_bars(done)
+    assert done.returncode == EXIT_FAILED and "Dask scheduler tcp://127.0.0.1:9 cannot be reached" in line
+    assert scores(course) == {}
+
+
+def one_line_after_bars(done: subprocess.CompletedProcess) -> str:
+    """The command's last line (the progress bars of a grading run come before it)."""
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]

@@ -81,7 +81,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"{where}: error: {terminal_safe(str(error), 600)}", file=sys.stderr)
         return exits.EXIT_USAGE
     except exits.ToolFailure as error:
-        known = exits.environment_problem(error) or exits.environment_problem(str(error))
+        known = exits.environment_problem(error)
         if known:  # a fault of the machine or the database, said in one line without the raw message
             print(f"{where}: failed: {known[1]}; {_log(args)}", file=sys.stderr)
             return known[0]

@@ -45,7 +45,7 @@ def _chain(error: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     while error is not None and error not in seen and len(seen) < 10:
         seen.append(error)
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     return seen
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import nbformat
 
 from gradekit.course.directory import Course
-from gradekit.course.exits import ToolFailure
+from gradekit.course.exits import EXIT_USAGE, ToolFailure, UsageError, environment_problem
 from gradekit.course.status import Status, StudentStatus
 from gradekit.sandbox.executors import ExecutionResult
 from gradekit.scoring.autograde import score_one, scoring_api
@@ -134,7 +134,10 @@ class StepsWorker:
         if not line:
             tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] if self.log_path.exists() else []
             last = tail[0].split("[SQL:")[0][:300] if tail else "no message"
-            raise ToolFailure(f"{self.role} (nbgrader's passes) stopped: {last}")
+            known = environment_problem(last)  # the gradebook locked, its server gone, the disk full
+            if known and known[0] == EXIT_USAGE:
+                raise UsageError(known[1])
+            raise ToolFailure(known[1] if known else f"{self.role} (nbgrader's passes) stopped: {last}")
         return json.loads(line)
 
     def close(self) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import nbformat
 
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters
+from gradekit.course.exits import ToolFailure
+from gradekit.course.safe_text import terminal_safe
 from gradekit.course.status import Status
 from gradekit.grading.dask_pool import WORKERS_TIMEOUT, DaskPool, OnDone, SandboxSpec, connect
 from gradekit.judge.driver import run_judged
@@ -144,9 +146,18 @@ def execution_pool(sandbox: Sandbox, workers: int, warm: bool, on_done: OnDone, 
                              delimiters=delimiters)
     if first is not None:
         first.kill()
-    client = connect(scheduler)
+    try:
+        client = connect(scheduler)
+    except OSError as error:  # distributed's "Timed out trying to connect", refused, unknown host
+        raise ToolFailure(f"the Dask scheduler {terminal_safe(scheduler, 200)} cannot be reached "
+                          f"({terminal_safe(str(error).splitlines()[0] if str(error) else type(error).__name__, 200)})"
+                          ": start it or check --scheduler; no grade was written") from None
     try:
         client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+    except TimeoutError:
+        client.close()
+        raise ToolFailure(f"no Dask worker joined the scheduler {terminal_safe(scheduler, 200)} within "
+                          f"{WORKERS_TIMEOUT:g} s: start workers (docs/scaling.md); no grade was written") from None
     except Exception:
         client.close()
         raise
