@@ -389,3 +389,26 @@ def test_several_scorers_write_a_server_gradebook_at_once(tmp_path, postgres, mo
             results[name] = sorted((names[s.student.id], g.name, g.auto_score, g.needs_manual_grade)
                                    for s in gb.assignment_submissions("tiny") for g in s.notebooks[0].grades)
     assert results["pg"] == results["sqlite"] and len(results["pg"]) == 12
+
+
+def test_a_stopped_server_and_a_wrong_password_are_one_line_each(tmp_path, postgres):
+    """A database that stops under the course, and a password that does not match: the command says which in
+    one line (no SQL, no password), exit 3 and 2, and the server's grades are untouched once it is back."""
+    wrong = postgres.url(postgres.create_database("wrongpw")).replace(postgres.password, "not-the-password")
+    course = build_course(tmp_path / "wrong", wrong, labs=())
+    done = subprocess.run([sys.executable, "-m", "gradekit", "report", "--course", str(course.root)],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "refused the user or password" in lines[0], done.stderr
+    assert "not-the-password" not in done.stderr and "[SQL" not in done.stderr
+
+    server = PostgresServer()  # its own: stopped half way through the term
+    try:
+        course = build_course(tmp_path / "stopped", server.create_database("term"), labs=("tiny",))
+    finally:
+        server.stop()
+    done = subprocess.run([sys.executable, "-m", "gradekit", "report", "--course", str(course.root)],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1 and "cannot be reached" in lines[0], done.stderr
+    assert server.password not in done.stderr
