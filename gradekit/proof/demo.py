@@ -125,7 +125,9 @@ def write_moodle_worksheet(path: Path, students: list[str]) -> None:
 def read_status(course: Course, lab: str) -> dict[str, StudentStatus]:
     """The grader's status per student, keyed by display name (students are graded under their LMS id)."""
     names = {student: (record.get("name") or student).lower() for student, record in load_state(course, lab).items()}
-    return {names.get(student, student): entry for student, entry in status_file(course, lab).students.items()}
+    # The demo's Canvas labs and its Moodle lab know the same people under each LMS's own id (a Moodle student is
+    # the worksheet's e-mail): the other LMS's ids, missing from this lab by construction, are left out.
+    return {names[student]: entry for student, entry in status_file(course, lab).students.items() if student in names}
 
 
 def print_score_table(statuses: dict[str, dict[str, StudentStatus]]) -> None:
