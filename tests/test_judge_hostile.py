@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bwrap_path() is None, reason=
 
 JUDGE_DIR = HOSTILE_DIR / "judge"
 TECHNIQUES = sorted(path.stem for path in JUDGE_DIR.glob("*.py"))
-CORRECT = {"stderr_progress", "stderr_warning"}  # right answers that write to stderr: full marks
+CORRECT = {"stderr_progress", "stderr_warning", "log_hidden_inputs"}  # right answers (stderr, logs): full marks
 HONEST = "def double(x):\n    return x * 2\n"
 HONEST_STUDENTS = ("a_honest", "zz_honest")  # graded first and last: hostile kernels must not affect them
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -85,7 +85,11 @@ def judged_class(tmp_path_factory):
     course = build_tiny_course(tmp_path_factory.mktemp("judge") / "course")
     submit_source(course, HONEST_STUDENTS[0], HONEST)
     for technique in TECHNIQUES:
-        submit_source(course, technique, hostile_source(f"judge/{technique}", course=str(course.root)))
+        path = submit_source(course, technique, hostile_source(f"judge/{technique}", course=str(course.root)))
+        if technique == "log_hidden_inputs":  # a cell of the student's own after the tests prints the log
+            nb = nbformat.read(path, as_version=4)
+            nb.cells.append(nbformat.v4.new_code_cell('print("LOGGED", LOG)'))
+            nbformat.write(nb, path)
     submit_source(course, HONEST_STUDENTS[1], HONEST)
     run = grade_lab(course, LAB, workers=2, limits=Limits(timeout=60, memory_mb=3072, file_size_mb=16))
     assert gradekit_main(["feedback", LAB, "--course", str(course.root)]) == 0
@@ -117,6 +121,16 @@ def test_technique_gets_what_the_answer_deserves(judged_class, technique):
     assert (status.score, status.max_score) == (expected, 3.0), status
     if technique in CORRECT:
         assert status.status == "graded", status
+
+
+def test_no_output_after_the_hidden_tests_ran_is_kept(judged_class):
+    """A function that logs its arguments and a later cell that prints the log: the hidden inputs (the
+    second entry of the log, after the visible check's 2.0) reach neither the graded notebook nor the page."""
+    course, _ = judged_class
+    assert "LOGGED [2.0]" in output_text(course, "log_hidden_inputs")  # before the judge: the student's own
+    assert "LOGGED [2.0, [" not in output_text(course, "log_hidden_inputs")
+    page = (course.feedback / "log_hidden_inputs" / LAB / f"{NOTEBOOK}.html").read_text(encoding="utf-8")
+    assert "LOGGED [2.0, [" not in html.unescape(re.sub(r"<[^>]+>", "", page))
 
 
 def test_no_autograded_output_shows_hidden_tests(judged_class):

@@ -174,3 +174,31 @@ def test_a_chain_rule_mistake_costs_once_in_process(notebook, grading_env):
     assert {grade_id for grade_id, error in outcome.items() if error is not None} == {
         "test_chain_rule", "test_compute_gradients_v2"}
     assert "compute_gradients_v2" in str(outcome["test_compute_gradients_v2"])
+
+
+ALL_ZERO = {  # functions of the documented shapes that compute nothing
+    "logistic_regression": "def logistic_regression(x, w, b):\n    return torch.zeros(x.shape[0], 1, dtype=x.dtype)\n",
+    "binary_cross_entropy": "def binary_cross_entropy(y_pred, y_true):\n"
+                            "    return torch.zeros((), dtype=y_pred.dtype)\n",
+    "compute_gradients": "def compute_gradients(x, y_pred, y_true, w, b):\n"
+                         "    return torch.zeros_like(w), torch.zeros_like(b)\n",
+    "gradient_descent_step": "def gradient_descent_step(x, y, w, b, learning_rate=1e-3):\n"
+                             "    return torch.zeros((), dtype=x.dtype), w.clone(), b.clone()\n",
+    "chain_rule": "def dJi_dS(y_pred, y_true):\n    return torch.zeros_like(y_pred)\n\n\n"
+                  "def dS_dZ(y_pred):\n    return torch.zeros_like(y_pred)\n\n\n"
+                  "def dZ_dW(x):\n    return torch.zeros_like(x)\n\n\n"
+                  "def dZ_dB(x):\n    return torch.zeros(x.shape[0], 1, dtype=x.dtype)\n",
+    "compute_gradients_v2": "def compute_gradients_v2(x, z, y_pred, y_true, w, b):\n"
+                            "    return torch.zeros_like(w), torch.zeros_like(b)\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_pieces_that_compute_nothing_never_pay_through_a_fallback():
+    """"Right with your own pieces" is accepted only for pieces that compute something, evaluated before the
+    function under test: all-zero functions earn nothing from gradient_descent_step or compute_gradients_v2."""
+    points = _graded_through_the_judge(ALL_ZERO)
+    for grade_id in ALL_ZERO:
+        test = "test_" + grade_id
+        assert points[test][0] == 0, (test, points[test])

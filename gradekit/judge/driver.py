@@ -7,6 +7,7 @@ become what the judge decided (`judged_outputs`), so that nbgrader's scoring rea
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from nbformat.notebooknode import NotebookNode
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell
 from gradekit.course.status import Status
 from gradekit.judge.judge import ChannelClosed, Judge, Verdict
-from gradekit.sandbox.executors import ExecutionResult, mark_not_run
+from gradekit.sandbox.executors import ExecutionResult, mark_not_run, within_parse_budget
 
 
 def kernel_notebook(nb: NotebookNode, delimiters: Delimiters = NBGRADER_DEFAULTS) -> NotebookNode:
@@ -58,6 +59,22 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+MAX_JSON_NODES = 10_000  # values in one JSON output kept in the notebook
+
+
+def json_nodes(value: Any, limit: int) -> int:
+    """How many values `value` holds, counting stops past `limit` (no recursion: depth costs nothing)."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(itertools.islice(item.values(), limit - count + 1))
+        elif isinstance(item, list):
+            stack.extend(item[:limit - count + 1])
+    return count
+
+
 def clean_output(output: Any) -> NotebookNode | None:
     """One output from the kernel, rebuilt field by field from what nbformat allows (or dropped)."""
     if not isinstance(output, dict):
@@ -80,7 +97,13 @@ def clean_output(output: Any) -> NotebookNode | None:
         for mime, value in data.items():
             if not isinstance(mime, str):
                 continue
-            clean[mime] = value if isinstance(value, (dict, list)) and mime.endswith("json") else _text(value)
+            if isinstance(value, (dict, list)) and mime.endswith("json"):
+                if json_nodes(value, MAX_JSON_NODES) > MAX_JSON_NODES:  # kept whole it would be rebuilt by nbformat
+                    clean.setdefault("text/plain", f"[a {mime} output too large to keep]")
+                    continue
+                clean[mime] = value
+            else:
+                clean[mime] = _text(value)
         fields = {"data": clean, "metadata": {}}
         if kind == "execute_result":
             count = output.get("execution_count")
@@ -97,8 +120,11 @@ def _executor_channel(executor) -> Callable[[dict], dict]:
             event = executor.command({"op": "bridge", "request": json.dumps(message)}, expect="bridge")
         if event["event"] == "failed":
             raise ChannelClosed(event["status"], event["reason"])
+        text = event.get("reply")
+        if isinstance(text, str) and not within_parse_budget(text):
+            return {"error": {"type": "BridgeError", "message": "the answer is too large to check"}}
         try:
-            reply = json.loads(event.get("reply"))
+            reply = json.loads(text)
         except (TypeError, ValueError, RecursionError):
             reply = None
         if not isinstance(reply, dict):
@@ -125,6 +151,7 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
     judge = Judge(_executor_channel(executor), program)
     status, reason = "done", ""
     judge_seconds = judge_cpu = 0.0
+    judged = False  # whether the hidden tests have called into the student's code yet
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -134,7 +161,10 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
                 status, reason = event["status"], event["reason"]
                 break
             outputs = event.get("outputs") if isinstance(event.get("outputs"), list) else []
-            cell.outputs = [o for o in map(clean_output, outputs) if o is not None]
+            # Once the judge has called the student's code with the hidden tests' inputs, what the kernel prints
+            # can show them (a function that logs its arguments, a later cell that prints the log): it is not
+            # kept. The verdicts come from the judge.
+            cell.outputs = [] if judged else [o for o in map(clean_output, outputs) if o is not None]
             count = event.get("execution_count")
             cell.execution_count = count if type(count) is int else None
             cell_id = grade_id_of(cell)
@@ -150,6 +180,7 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
                     judge_cpu += time.thread_time() - cpu
                 if is_test_cell(cell):
                     cell.outputs = judged_outputs(cell.outputs, verdict)
+                    judged = True
             cell.metadata["gradekit_ran"] = True
     finally:
         seconds = executor.finish()

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from gradekit.untrusted import wire
@@ -130,15 +131,45 @@ class RemoteObject:
         return True
 
 
-def _local_class(path: str) -> type | None:
-    """The judge's own class for a kernel class name, only among torch's already imported modules."""
+# What a stand-in may pretend to be: pure-Python torch classes whose methods the judge calls back into the
+# kernel. Never a class with C state (Tensor, Parameter, Size, dtype, device, Generator): torch's C++ code
+# would read the handle as one (a segfault). Those only ever arrive as data.
+STAND_IN_BASES = (torch.nn.Module, torch.optim.Optimizer, torch.utils.data.Dataset)
+DATA_ONLY = (torch.Tensor, torch.Size, torch.dtype, torch.device, torch.Generator, np.ndarray, np.generic)
+DATA_ONLY_NAMES = {"torch._C.TensorBase", "torch._C._TensorBase", "torch.Tensor", "torch.nn.parameter.Parameter",
+                   "torch.Size", "torch.dtype", "torch.device", "torch.Generator", "torch._C.Generator",
+                   "numpy.ndarray", "numpy.generic"}
+
+
+def _resolve(path: str) -> Any:
+    """The judge's own object for a kernel class name, only among torch's and numpy's imported modules; no
+    attribute is looked up by a name the student chose outside them."""
     module_name, _, qualname = path.rpartition(".")
-    if not (module_name == "torch" or module_name.startswith("torch.")):
+    if not (module_name in ("torch", "numpy") or module_name.startswith(("torch.", "numpy."))):
         return None
     value: Any = sys.modules.get(module_name)
     for part in qualname.split("."):
+        if value is None or part.startswith("__"):
+            return None
         value = getattr(value, part, None)
-    return value if isinstance(value, type) else None
+    return value
+
+
+def poses_as_data(path: str) -> bool:
+    """Whether a kernel object that claims class `path` claims to be a tensor, size, dtype, device, generator
+    or array: a real one is sent as data, so a handle claiming it is an impostor."""
+    if path in DATA_ONLY_NAMES:
+        return True
+    value = _resolve(path)
+    return isinstance(value, type) and issubclass(value, DATA_ONLY)
+
+
+def _local_class(path: str) -> type | None:
+    """The judge's own pure-Python torch class for a kernel class name (`STAND_IN_BASES`), else None."""
+    value = _resolve(path)
+    if not isinstance(value, type) or not issubclass(value, STAND_IN_BASES) or issubclass(value, DATA_ONLY):
+        return None
+    return value
 
 
 # ---------------------------------------------------------------- the namespace
@@ -267,7 +298,11 @@ class Judge:
     def _make_handle(self, tag: str, spec: Any) -> RemoteObject:
         if tag != "$h":
             raise wire.WireError("unexpected value")
-        return RemoteObject(self, wire.handle_spec(spec))
+        handle = wire.handle_spec(spec)
+        posing = next((path for path in handle.classes if poses_as_data(path)), None)
+        if posing is not None:
+            raise wire.WireError(f"an object that claims to be a {posing.rpartition('.')[2]} but is not a real one")
+        return RemoteObject(self, handle)
 
     def _reference(self, value: Any) -> dict:
         if isinstance(value, RemoteObject):

@@ -60,6 +60,21 @@ class ExecutionResult:
     judge_cpu: float = 0.0  # CPU time of the judge's own work (references, comparisons, decoding)
 
 
+MAX_CONTAINERS = 200_000  # JSON objects and arrays in one line: what parsing may build (~30 MB of Python objects)
+
+
+TOO_MUCH_OUTPUT = (f"more output at once than the grader keeps (more than {MAX_EVENT_BYTES // 2**20} MB, or "
+                   f"{MAX_CONTAINERS:,} JSON objects and lists)")
+
+
+def within_parse_budget(line: bytes | str) -> bool:
+    """Whether a line from the kernel may be parsed: at most MAX_CONTAINERS objects and arrays (counted as
+    brackets, an upper bound), so that 32 MB of `[{},{},...]` never becomes millions of objects here."""
+    if isinstance(line, str):
+        return line.count("{") + line.count("[") <= MAX_CONTAINERS
+    return line.count(b"{") + line.count(b"[") <= MAX_CONTAINERS
+
+
 def capped_lines(read_end: int):
     """The lines read from a sandbox's pipe, each and all together capped before anyone parses them;
     None once a cap is passed (then nothing more is read)."""
@@ -128,7 +143,7 @@ class RunningExecutor:
     def _read_events(self, read_end: int) -> None:
         """Parse what the sandbox sends, line by line, each line and the total capped before parsing."""
         for line in capped_lines(read_end):
-            if line is None:
+            if line is None or not within_parse_budget(line):
                 self.events.put({"event": "too much output"})
                 return
             try:
@@ -244,7 +259,7 @@ class RunningExecutor:
             return {"event": "failed", "status": "crashed", "reason": str(event.get("reason", ""))[:300]}
         if kind == "too much output":
             return {"event": "failed", "status": "crashed",
-                    "reason": f"more than {MAX_EVENT_BYTES // 2**20} MB of output at once"}
+                    "reason": TOO_MUCH_OUTPUT}
         self.process.wait()
         return {"event": "failed", "status": "crashed", "reason": _exit_reason(self.process.returncode)}
 

@@ -8,6 +8,8 @@ import json
 import os
 import queue
 import resource
+import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -26,7 +28,7 @@ from gradekit.sandbox.bwrap import (
     _rlimits,
     processes_of_uid,
 )
-from gradekit.sandbox.executors import MAX_EVENT_BYTES, STARTUP_TIMEOUT, RunningExecutor, capped_lines
+from gradekit.sandbox.executors import STARTUP_TIMEOUT, TOO_MUCH_OUTPUT, RunningExecutor, capped_lines
 from gradekit.sandbox.limits import SandboxGroup
 from gradekit.sandbox.settings import Limits
 
@@ -200,7 +202,8 @@ class ForkedExecutor(RunningExecutor):
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         cgroups = [os.open(group / "cgroup.procs", os.O_WRONLY) for group in self.group.groups] if self.group else []
         self.process = _ForkedProcess(commands_write)
-        self._channel = os.fdopen(requests_write, "wb")
+        os.set_blocking(requests_write, False)  # writes to the kernel never block past a deadline
+        self._channel = os.fdopen(requests_write, "wb", buffering=0)
         self._replies: queue.Queue = queue.Queue()
         request = {"op": "spawn", "id": f"{os.getpid()}-{next(self._ids)}", "run": self.workdir.name,
                    "uid": self.uid, "limits": _rlimits(self.limits), "disk_mb": self.limits.disk_mb, "tmp_mb": 256,
@@ -235,21 +238,61 @@ class ForkedExecutor(RunningExecutor):
 
         A call may take as long as a cell (the course's per-cell timeout): then the kernel is interrupted
         and the judge is told the call timed out; the notebook's own deadline still holds."""
-        try:
-            self._channel.write(request.encode() + b"\n")
-            self._channel.flush()
-        except (OSError, ValueError):
-            return self._failed("closed")
         per_call = float(self.execute_settings.get("timeout") or self.limits.timeout)
-        kind, reply = self._next_reply(min(self.deadline, time.monotonic() + per_call))
+        call_deadline = min(self.deadline, time.monotonic() + per_call)
+        # Each request carries a fresh id that its reply must start with: a line nobody asked for (written
+        # ahead by the student's code) is dropped, never taken for the answer.
+        request_id = secrets.token_hex(16)
+        while True:  # anything already waiting was not asked for
+            try:
+                self._replies.get_nowait()
+            except queue.Empty:
+                break
+        problem = self._write_request(f"{request_id} {request}\n".encode(), call_deadline)
+        if problem:
+            self._kill_processes()
+            return {"event": "failed", "status": "crashed", "reason": problem}
+        kind, reply = self._reply_to(request_id, call_deadline)
         if kind is None and time.monotonic() < self.deadline:
             self._send(json.dumps({"op": "interrupt"}))
-            kind, reply = self._next_reply(min(self.deadline, time.monotonic() + 10.0))
+            kind, reply = self._reply_to(request_id, min(self.deadline, time.monotonic() + 10.0))
             if kind == "reply":
                 reply = json.dumps({"error": {"type": "TimeoutError",
                                               "message": f"did not return within {per_call:g} s"}})
         event = {"event": "bridge", "reply": reply} if kind == "reply" else self._failed(kind)
         return self._unless_out_of_memory(event)
+
+    def _write_request(self, data: bytes, deadline: float) -> str:
+        """Write one request within `deadline` (the pipe is non-blocking: a kernel that stops reading, or
+        shrinks the pipe, cannot hold the grader); "" when written, else why not."""
+        fd = self._channel.fileno()
+        view = memoryview(data)
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "the notebook's kernel stopped reading the judge's requests"
+            if not poller.poll(min(left, 1.0) * 1000):
+                continue
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                return "the kernel died while the judge called a function"
+            view = view[written:]
+        return ""
+
+    def _reply_to(self, request_id: str, deadline: float) -> tuple[str | None, str | None]:
+        """The reply to request `request_id` (its id stripped), or what ended the wait; other lines dropped."""
+        prefix = request_id + " "
+        while True:
+            kind, reply = self._next_reply(deadline)
+            if kind != "reply":
+                return kind, reply
+            if reply.startswith(prefix):
+                return kind, reply[len(prefix):]
 
     def _next_reply(self, deadline: float) -> tuple[str | None, str | None]:
         try:
@@ -263,7 +306,7 @@ class ForkedExecutor(RunningExecutor):
                     "reason": f"the notebook ran longer than {self.limits.timeout:g} s"}
         if kind == "too much output":
             return {"event": "failed", "status": "crashed",
-                    "reason": f"more than {MAX_EVENT_BYTES // 2**20} MB of output at once"}
+                    "reason": TOO_MUCH_OUTPUT}
         return {"event": "failed", "status": "crashed", "reason": "the kernel died while the judge called a function"}
 
     def _kill_processes(self) -> None:

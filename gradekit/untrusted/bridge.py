@@ -217,11 +217,12 @@ def serve_channel(requests_fd: int, replies_fd: int, kernel_app: Any) -> None:
     def loop() -> None:
         with open(requests_fd, encoding="utf-8") as requests, open(replies_fd, "w", encoding="utf-8") as replies:
             for line in requests:
+                request_id, _, request = line.partition(" ")  # the judge's id, echoed in front of the reply
                 box: dict = {}
                 done = threading.Event()
-                kernel_app.io_loop.add_callback(run, line, box, done)
+                kernel_app.io_loop.add_callback(run, request, box, done)
                 done.wait()
-                replies.write(box.get("reply", "null") + "\n")
+                replies.write(f"{request_id} {box.get('reply', 'null')}\n")
                 replies.flush()
 
     threading.Thread(target=loop, name="judge-channel", daemon=True).start()

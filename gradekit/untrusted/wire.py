@@ -58,8 +58,12 @@ def encode_tensor(value: torch.Tensor, with_grad: bool = True) -> dict:
     if tensor.layout != torch.strided or tensor.is_quantized or str(tensor.dtype).removeprefix(
             "torch.") not in TENSOR_DTYPES:
         raise WireError(f"unsupported tensor ({tensor.dtype}, {tensor.layout})")
-    tensor = tensor.resolve_conj().resolve_neg().contiguous().cpu()
-    data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+    tensor = tensor.resolve_conj().resolve_neg().cpu()
+    # Any layout (views, slices, expanded, size-1 dimensions of any stride): copied into fresh unit-stride
+    # memory, since `contiguous()` keeps a size-1 dimension's stride (0 after `expand(1)`).
+    flat = torch.empty(tensor.numel(), dtype=tensor.dtype)
+    flat.copy_(tensor.reshape(-1))
+    data = flat.view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
     encoded = {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape),
                "data": base64.b64encode(data).decode(), "rg": bool(value.requires_grad),
                "param": isinstance(value, torch.nn.Parameter)}
