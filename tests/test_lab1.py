@@ -202,3 +202,24 @@ def test_pieces_that_compute_nothing_never_pay_through_a_fallback():
     for grade_id in ALL_ZERO:
         test = "test_" + grade_id
         assert points[test][0] == 0, (test, points[test])
+
+
+def test_a_sigmoid_mistake_costs_once_in_process(notebook, grading_env):
+    """A sigmoid with the wrong sign loses test_sigmoid only: logistic_regression, right with that sigmoid,
+    keeps its points (and so does every later test that builds on it)."""
+    wrong_sign = (CORPUS / "sigmoid" / "chaff_wrong_sign.py").read_text()
+    outcome = _run_graded_cells(notebook, {"sigmoid": wrong_sign})
+    assert {grade_id for grade_id, error in outcome.items() if error is not None} == {"test_sigmoid"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_a_sigmoid_mistake_costs_once_through_the_judge():
+    wrong_sign = (CORPUS / "sigmoid" / "chaff_wrong_sign.py").read_text()
+    points = _graded_through_the_judge({"sigmoid": wrong_sign})
+    assert points["test_sigmoid"][0] == 0, points
+    assert all(got == full for grade_id, (got, full) in points.items() if grade_id != "test_sigmoid"), points
+    identity = "def sigmoid(z):\n    return z\n"  # no sigmoid at all: its logistic_regression gets no excuse
+    lazy = "def logistic_regression(x, w, b):\n    return x @ w + b\n"
+    points = _graded_through_the_judge({"sigmoid": identity, "logistic_regression": lazy})
+    assert points["test_sigmoid"][0] == 0 and points["test_logistic_regression"][0] == 0, points
