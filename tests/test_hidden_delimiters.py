@@ -40,7 +40,8 @@ for _name in os.listdir("."):
     if os.path.isfile(_name):
         with open(_name, errors="replace") as _file:
             _seen += _file.read()
-print("PROBE", "LEAK" if "HIDDEN_SECRET" + "_7731" in _seen else "CLEAN")
+if "HIDDEN_SECRET" + "_7731" in _seen:  # nothing the kernel prints after the tests ran is kept: it dies
+    os._exit(3)
 '''
 
 
@@ -108,8 +109,7 @@ def test_another_spelling_never_reaches_the_kernel_the_files_or_the_release(tmp_
     status = json.loads(course.status_file(LAB).read_text())["students"][0]
     assert (status["status"], status["score"]) == ("graded", 5.0)  # every test passed in the judge (written: by hand)
     graded = nbformat.read(course.autograded / "probe" / LAB / f"{NOTEBOOK}.ipynb", as_version=4)
-    printed = "".join(output.get("text", "") for cell in graded.cells for output in cell.get("outputs", []))
-    assert "PROBE CLEAN" in printed and "PROBE LEAK" not in printed
+    assert isinstance(graded.cells[-1].execution_count, int)  # the probe ran, to the end: it found nothing
 
     assert gradekit_main(["feedback", LAB, "--course", str(root)]) == 0
     page = next((course.feedback / "probe" / LAB).glob("*.html")).read_text()
