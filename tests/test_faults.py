@@ -245,12 +245,31 @@ def processes(match) -> list[int]:
     return found
 
 
-def students_kernels() -> list[int]:
-    return processes(lambda uid, command: uid >= 60000 and "zygote.py" in command)
+def descendants(root: int) -> set[int]:
+    """Every process below `root` (this test's own grading run only: other tests run beside it)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
-def zygotes() -> list[int]:
-    return processes(lambda uid, command: uid == 0 and "zygote.py" in command and "bwrap" not in command)
+def students_kernels(run: subprocess.Popen) -> list[int]:
+    mine = descendants(run.pid)
+    return [pid for pid in processes(lambda uid, command: uid >= 60000 and "zygote.py" in command) if pid in mine]
+
+
+def zygotes(run: subprocess.Popen) -> list[int]:
+    mine = descendants(run.pid)
+    return [pid for pid in processes(lambda uid, command: uid == 0 and "zygote.py" in command
+                                     and "bwrap" not in command) if pid in mine]
 
 
 def kill_all(pids: list[int]) -> None:
@@ -280,9 +299,11 @@ def test_a_kill_from_outside_is_the_graders_fault_the_notebook_runs_again_and_ge
     for student in ("ann", "bob"):
         submit_source(course, student, NAP)
     run = start_grade(course)
-    wait_for(lambda: len(students_kernels()) >= 1)
+    wait_for(lambda: len(students_kernels(run)) >= 1)
     time.sleep(2)  # the notebook is running (asleep in its first cell)
-    kill_all(students_kernels() if what == "the student's kernel" else zygotes())
+    targets = students_kernels(run) if what == "the student's kernel" else zygotes(run)
+    assert targets, what
+    kill_all(targets)
     out, err = run.communicate(timeout=300)
     assert run.returncode == EXIT_OK, err
     assert grade_statuses(course) == {"ann": ("graded", 3.0), "bob": ("graded", 3.0)}
