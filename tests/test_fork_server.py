@@ -12,6 +12,7 @@ import pytest
 
 from gradekit.judge.driver import run_judged
 from gradekit.sandbox.bwrap import bwrap_path, processes_of_uid
+from gradekit.sandbox.executors import WATCHDOG_GRACE
 from gradekit.sandbox.forked import ForkedExecutor
 from gradekit.sandbox.launch import Sandbox
 from gradekit.sandbox.settings import Limits
@@ -182,4 +183,32 @@ def test_the_course_kernel_settings_reach_the_kernel(tmp_path: Path, fork: bool)
         assert text.startswith("Traceback") and "raise NotImplementedError()" in text
         assert "---->" not in text, "IPython's context tracebacks: the course's kernel arguments were ignored"
     finally:
+        sandbox.close()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_watchdog_ends_a_sandbox_past_its_deadline_wherever_the_grader_is(tmp_path: Path, fork: bool):
+    """The grader's thread may be elsewhere (waiting on the judge's own work) when a notebook's deadline
+    passes: the sandbox is killed then anyway, and the notebook reads as timed out."""
+    sandbox = Sandbox(tmp_path / "runs", Limits(timeout=2), True, ["torch"],
+                      {"timeout": 30, "interrupt_on_timeout": True}, fork=fork)
+    (tmp_path / "runs").mkdir()
+    executor = None
+    try:
+        executor = sandbox.start()
+        assert executor.ready() is None
+        assert executor.start(_notebook("import time\nwhile True:\n    time.sleep(0.1)")) is None
+        # Nobody asks the sandbox anything from here on.
+        give_up = time.monotonic() + 2 + WATCHDOG_GRACE + 15
+        while not executor.overdue and time.monotonic() < give_up:
+            time.sleep(0.1)
+        assert executor.overdue
+        while processes_of_uid(executor.uid) and time.monotonic() < give_up:
+            time.sleep(0.1)
+        assert processes_of_uid(executor.uid) == [], "the sandbox outlived its deadline"
+        event = executor.command({"op": "cell", "index": 0}, expect="cell")
+        assert (event["event"], event["status"]) == ("failed", "timed out")
+    finally:
+        if executor is not None:
+            executor.kill()
         sandbox.close()

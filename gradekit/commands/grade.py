@@ -111,6 +111,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.lab}: {len(run.students)} students: {summary or 'no submissions'} in "
           f"{time.monotonic() - started:.1f} s ({'sandboxed' if run.sandboxed else 'NOT SANDBOXED'}); "
           f"status in {path}", file=sys.stderr)
+    if run.retried:
+        print(f"{args.lab}: {len(run.retried)} notebook(s) ran again alone after an end they may not have caused "
+              "(a killed kernel, a judge that failed)", file=sys.stderr)
     if counts[Status.GRADER_ERROR]:  # the grader's fault, never the students': their old grades show as outdated
         print(f"{args.lab}: {counts[Status.GRADER_ERROR]} grader error(s), not the students' doing: "
               f"`gradekit grade {args.lab} --outdated` grades them again", file=sys.stderr)

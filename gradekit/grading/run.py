@@ -34,7 +34,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
-import torch
 from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 
@@ -49,7 +48,8 @@ from gradekit.course.status import Status, StatusFile, StudentStatus
 from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads, read_release
 from gradekit.grading.pool import execution_pool
 from gradekit.grading.progress import Progress
-from gradekit.judge.judge import import_for_judge, trusted_program
+from gradekit.judge import process as judges
+from gradekit.judge.judge import trusted_program
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.executors import ExecutionResult, RunningExecutor
 from gradekit.sandbox.launch import Sandbox
@@ -73,6 +73,7 @@ class GradeRun:
     # of it; scoring = nbgrader's autograde, in one process) and of the whole run.
     phases: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    retried: list[str] = field(default_factory=list)  # ran again alone after a death they may not have caused
 
     @property
     def all_graded(self) -> bool:
@@ -167,7 +168,6 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
     release_nb = read_release(course, lab)
     if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
-        torch.set_num_threads(1)  # the judge's references are small: beside the notebooks, one thread
     sweep_leftovers()
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{lab}-"))  # 0700: submissions, hidden tests
     (staging / OWNER_FILE).write_text(str(os.getpid()))
@@ -188,8 +188,8 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             tests = tests_digest(gradebook, lab)  # the ledger: the tests these grades are a function of
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
         delimiters = Delimiters.from_config(config)  # nbgrader's own: what the release hid, the kernel never gets
-        if submitted:
-            import_for_judge(program)  # while the zygote starts: the judge's first student then waits less
+        if submitted and scheduler is None:  # their imports (~1.2 s) run while the zygote starts
+            judges.prestart(program, limits, min(workers, len(submitted)))
         statuses = {student: StudentStatus(student, Status.MISSING, "no submission") for student in missing}
         phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
         # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
@@ -273,13 +273,14 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         for status in statuses.values():
             status.tests_digest = tests
         return GradeRun(lab, sandbox.sandboxed, [statuses[s] for s in sorted(statuses)], phases,
-                        time.monotonic() - run_started)
+                        time.monotonic() - run_started, sorted(retried))
     finally:
         bars.close()
         for worker in steps:
             worker.close()
         if sandbox is not None:
             sandbox.close()
+        judges.stop_idle()
         shutil.rmtree(staging, ignore_errors=True)
 
 

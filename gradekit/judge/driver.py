@@ -3,6 +3,8 @@
 The kernel gets the notebook without its hidden tests (nbgrader's delimiters, `gradekit.course.cells`);
 what it sends back is untrusted and rebuilt field by field (`clean_output`); each test cell's outputs
 become what the judge decided (`judged_outputs`), so that nbgrader's scoring reads the judge's verdict.
+The judge runs in a process lent for the notebook (`gradekit.judge.process`); this side carries its
+requests to the kernel and the kernel's replies back as text, unparsed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from nbformat.notebooknode import NotebookNode
 
 from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell
 from gradekit.course.status import Status
-from gradekit.judge.judge import ChannelClosed, Judge, Verdict
+from gradekit.judge.judge import ChannelClosed, Verdict
+from gradekit.judge.process import JudgeFailed, JudgeProcess, lend
 from gradekit.sandbox.executors import ExecutionResult, mark_not_run, within_parse_budget
 
 
@@ -112,26 +115,24 @@ def clean_output(output: Any) -> NotebookNode | None:
     return None
 
 
-def _executor_channel(executor) -> Callable[[dict], dict]:
-    def send(message: dict) -> dict:
-        if hasattr(executor, "bridge"):  # a forked sandbox: the channel goes straight to the kernel
-            event = executor.bridge(json.dumps(message))
-        else:  # through the executor, as a user expression
-            event = executor.command({"op": "bridge", "request": json.dumps(message)}, expect="bridge")
-        if event["event"] == "failed":
-            raise ChannelClosed(event["status"], event["reason"])
-        text = event.get("reply")
-        if isinstance(text, str) and not within_parse_budget(text):
-            return {"error": {"type": "BridgeError", "message": "the answer is too large to check"}}
-        try:
-            reply = json.loads(text)
-        except (TypeError, ValueError, RecursionError):
-            reply = None
-        if not isinstance(reply, dict):
-            return {"error": {"type": "BridgeError", "message": "the kernel's answer could not be read"}}
-        return reply
+def _executor_bridge(executor) -> Callable[[str], dict]:
+    """`bridge(request_text)` to the kernel: `{"event": "bridge", "reply": text}` or `{"event": "failed", ...}`.
 
-    return send
+    The reply stays text here: it is parsed in the judge's process, never in the grader's."""
+    def bridge(request: str) -> dict:
+        if hasattr(executor, "bridge"):  # a forked sandbox: the channel goes straight to the kernel
+            event = executor.bridge(request)
+        else:  # through the executor, as a user expression
+            event = executor.command({"op": "bridge", "request": request}, expect="bridge")
+        if event["event"] == "failed":
+            return event
+        text = event.get("reply")
+        if not isinstance(text, str) or not within_parse_budget(text):
+            text = json.dumps({"error": {"type": "BridgeError", "message": "the answer is too large to check"}}) \
+                if isinstance(text, str) else None
+        return {"event": "bridge", "reply": text}
+
+    return bridge
 
 
 def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: Delimiters = NBGRADER_DEFAULTS):
@@ -148,11 +149,20 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
         # The notebook never started (the executor or its zygote died, the imports failed): the grader's
         # fault, never the student's crash.
         return ExecutionResult(Status.GRADER_ERROR, f"grader error: {problem}", nb, 0.0, executor._log_tail())
-    judge = Judge(_executor_channel(executor), program)
+    if not any(grade_id_of(cell) in program for cell in nb.cells):  # nothing to judge: no judge process
+        return _run_cells(executor, None, nb, program)
+    with lend(program, executor.limits) as judge:
+        return _run_cells(executor, judge, nb, program)
+
+
+def _run_cells(executor, judge: JudgeProcess | None, nb: NotebookNode, program: dict[str, str]) -> ExecutionResult:
+    bridge = _executor_bridge(executor)
     status, reason = "done", ""
     judge_seconds = judge_cpu = 0.0
     judged = False  # whether the hidden tests have called into the student's code yet
     try:
+        if judge is not None:
+            judge.begin()
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -169,19 +179,21 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
             cell.execution_count = count if type(count) is int else None
             cell_id = grade_id_of(cell)
             if cell_id in program:
-                wall, cpu = time.monotonic(), time.thread_time()
+                wall = time.monotonic()
                 try:
-                    verdict = judge.run(cell_id, is_test_cell(cell))
+                    verdict, cpu = judge.run(cell_id, is_test_cell(cell), bridge)
                 except ChannelClosed as closed:
                     status, reason = closed.status, closed.reason
                     break
                 finally:
                     judge_seconds += time.monotonic() - wall
-                    judge_cpu += time.thread_time() - cpu
+                judge_cpu += cpu
                 if is_test_cell(cell):
                     cell.outputs = judged_outputs(cell.outputs, verdict)
                     judged = True
             cell.metadata["gradekit_ran"] = True
+    except JudgeFailed as failed:  # the grader's fault, whatever the student's values did to the judge
+        status, reason = Status.GRADER_ERROR, f"grader error: {failed}"
     finally:
         seconds = executor.finish()
     mark_not_run(nb, reason) if status != "done" else [c.metadata.pop("gradekit_ran", None) for c in nb.cells]

@@ -1,10 +1,11 @@
 """The trusted judge: a test cell's points come from here, never from the student's process.
 
 For every test cell, at its place in the notebook, the kernel runs the cell's visible checks (what the
-student sees) and then the judge runs the whole cell, visible and hidden checks, in the grader's own
-process, from the gradebook's copy of the instructor's source. The judge's namespace holds what the
-lab's locked cells define (imports, check helpers, data loaders: run here from the trusted source, so
-a student who redefines them changes nothing the judge checks). Every other name the checks use is the
+student sees) and then the judge runs the whole cell, visible and hidden checks, in a process of its
+own (`gradekit.judge.serve`, watched by `gradekit.judge.process`), from the gradebook's copy of the
+instructor's source. The judge's namespace holds what the lab's locked cells define (imports, check
+helpers, data loaders: run here from the trusted source, so a student who redefines them changes nothing
+the judge checks). Every other name the checks use is the
 student's: it is looked up in the kernel over the channel (`gradekit/untrusted/bridge.py`) and
 arrives as a plain value (tensors as bytes, numbers, strings, containers) or as a `RemoteObject`
 handle whose methods run in the kernel. Student code never runs here; the hidden tests never go there.
@@ -42,6 +43,15 @@ class ChannelClosed(BaseException):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+
+
+class JudgeOutOfMemory(BaseException):
+    """The judge's process reached its memory limit: not a verdict (a BaseException, like ChannelClosed)."""
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation that failed (Python's MemoryError, or torch's allocator)."""
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and "allocate memory" in str(error))
 
 
 class StudentCodeError(Exception):
@@ -291,6 +301,10 @@ class Judge:
             return wire.decode(reply.get("ok"), self._make_handle)
         except (wire.WireError, ValueError, TypeError, OverflowError) as error:
             raise StudentCodeError(f"returned something that cannot be checked ({error})") from None
+        except (MemoryError, RuntimeError) as error:
+            if out_of_memory(error):
+                raise JudgeOutOfMemory(str(error)[:200]) from None
+            raise
 
     def request(self, message: dict) -> Any:
         return self.decode_reply(self.request_raw(message))
@@ -396,7 +410,7 @@ class Judge:
                 for helper, replacement in self.judge_side_helpers.items():
                     if dict.__contains__(self.namespace, helper):
                         dict.__setitem__(self.namespace, helper, replacement)
-        except ChannelClosed:
+        except (ChannelClosed, JudgeOutOfMemory):
             raise
         except NotImplementedError:
             name = self.last_called or grade_id
@@ -411,12 +425,20 @@ class Judge:
                                         "restore) the cell that defines it, and keep its name."))
         except RecursionError:
             return Verdict(False, f"{grade_id}: your code returned something nested too deeply to check.")
+        except (MemoryError, RuntimeError) as error:
+            if out_of_memory(error):
+                raise JudgeOutOfMemory(str(error)[:200]) from None
+            return self._checks_failed(grade_id, is_test, error)
         except Exception as error:  # the checks could not use what the student's code gave back
-            if is_test:
-                return Verdict(False, _clip(f"{grade_id}: the checks could not use what your code returned "
-                                            f"({type(error).__name__}: {error})."))
-            return Verdict(False, "")
+            return self._checks_failed(grade_id, is_test, error)
         return Verdict(True)
+
+    @staticmethod
+    def _checks_failed(grade_id: str, is_test: bool, error: Exception) -> Verdict:
+        if is_test:
+            return Verdict(False, _clip(f"{grade_id}: the checks could not use what your code returned "
+                                        f"({type(error).__name__}: {error})."))
+        return Verdict(False, "")
 
 
 def _clip(text: str) -> str:

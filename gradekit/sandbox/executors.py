@@ -47,6 +47,7 @@ MAX_RESULT_BYTES = 256 * 1024 * 1024  # all that one submission may send back
 MAX_EVENT_BYTES = 32 * 1024 * 1024  # one cell's outputs or one answer of the bridge
 SANDBOX_STOPPED = 70  # the sandbox's own init failed (untrusted/zygote.py): its machinery, not the notebook
 STARTUP_TIMEOUT = 120.0  # kernel start and warm imports, before the notebook's own clock starts
+WATCHDOG_GRACE = 5.0  # past the notebook's deadline, its sandbox is killed wherever the grader's thread is
 
 
 @dataclass
@@ -90,6 +91,9 @@ def capped_lines(read_end: int):
 
 class RunningExecutor:
     """A started executor (kernel up, modules imported) waiting for its notebook."""
+
+    overdue = False  # the watchdog killed it: the notebook ran past its deadline
+    _watchdog: threading.Timer | None = None
 
     def __init__(self, workdir: Path, limits: Limits, sandboxed: bool, warm_modules: list[str],
                  execute_settings: dict) -> None:
@@ -159,6 +163,8 @@ class RunningExecutor:
     def kill(self) -> None:
         """Kill the sandbox and clean up after it; safe to call twice and from two threads at once
         (a worker finishing its notebook while Ctrl-C aborts the pool)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._kill_processes()
         with self._cleanup_lock:
             if not self._cleaned:
@@ -219,7 +225,16 @@ class RunningExecutor:
         problem = self.ready()
         self.started = time.monotonic()
         self.deadline = self.started + self.limits.timeout
+        # Every wait on the sandbox ends at the deadline; the watchdog also ends the sandbox itself there, even
+        # while the grader's thread waits on something else (the judge's own work).
+        self._watchdog = threading.Timer(self.limits.timeout + WATCHDOG_GRACE, self._overdue)
+        self._watchdog.daemon = True
+        self._watchdog.start()
         return problem or self._send(json.dumps(nb))
+
+    def _overdue(self) -> None:
+        self.overdue = True
+        self._kill_processes()
 
     def _send(self, line: str) -> str | None:
         try:
@@ -235,6 +250,9 @@ class RunningExecutor:
         return self._unless_out_of_memory(event)
 
     def _unless_out_of_memory(self, event: dict) -> dict:
+        if event["event"] == "failed" and self.overdue:
+            return {"event": "failed", "status": "timed out",
+                    "reason": f"the notebook ran longer than {self.limits.timeout:g} s"}
         if self.group and self.group.oom_killed():
             # Over the whole sandbox's memory: some process was killed; the notebook stops here, as a whole.
             if event["event"] != "failed":

@@ -9,7 +9,6 @@ import os
 import queue
 import resource
 import secrets
-import select
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from gradekit.sandbox.bwrap import (
 )
 from gradekit.sandbox.executors import STARTUP_TIMEOUT, TOO_MUCH_OUTPUT, RunningExecutor, capped_lines
 from gradekit.sandbox.limits import SandboxGroup
+from gradekit.sandbox.pipes import write_within
 from gradekit.sandbox.settings import Limits
 
 ZYGOTE_SCRIPT = f"{SANDBOX_CODE_DIR}/zygote.py"
@@ -265,24 +265,11 @@ class ForkedExecutor(RunningExecutor):
     def _write_request(self, data: bytes, deadline: float) -> str:
         """Write one request within `deadline` (the pipe is non-blocking: a kernel that stops reading, or
         shrinks the pipe, cannot hold the grader); "" when written, else why not."""
-        fd = self._channel.fileno()
-        view = memoryview(data)
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        while view:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return "the notebook's kernel stopped reading the judge's requests"
-            if not poller.poll(min(left, 1.0) * 1000):
-                continue
-            try:
-                written = os.write(fd, view)
-            except BlockingIOError:
-                continue
-            except (OSError, ValueError):
-                return "the kernel died while the judge called a function"
-            view = view[written:]
-        return ""
+        if write_within(self._channel.fileno(), data, deadline):
+            return ""
+        if time.monotonic() >= deadline:
+            return "the notebook's kernel stopped reading the judge's requests"
+        return "the kernel died while the judge called a function"
 
     def _reply_to(self, request_id: str, deadline: float) -> tuple[str | None, str | None]:
         """The reply to request `request_id` (its id stripped), or what ended the wait; other lines dropped."""

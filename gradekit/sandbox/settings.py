@@ -1,6 +1,7 @@
 """The limits of one sandbox, as the grader configures them: per process (wall and CPU time, address space,
-processes, file size) and for the sandbox as a whole (memory, disk, threads). Data only: `gradekit.sandbox.bwrap`
-turns them into rlimits, `gradekit.sandbox.limits` into cgroups and a tmpfs quota."""
+processes, file size), for the sandbox as a whole (memory, disk, threads), and for the judge beside it. Data
+only: `gradekit.sandbox.bwrap` turns them into rlimits, `gradekit.sandbox.limits` into cgroups and a tmpfs
+quota, `gradekit.judge.process` bounds the judge's process with the last two."""
 
 from __future__ import annotations
 
@@ -20,3 +21,7 @@ class Limits:
     # (every core). `grade` gives each of N workers its share of the cores: N notebooks at once with a
     # thread per core each would spin-wait against each other.
     threads: int | None = None
+    # The judge's process beside the sandbox (`gradekit.judge.process`): its own seconds for one trusted cell
+    # (the kernel's calls apart), and memory beyond its imports. Past either: a grader error, retried once.
+    judge_seconds: float = 60.0
+    judge_memory_mb: int = 3072

@@ -29,8 +29,8 @@ check_tensor("double", call("double", double, x), 2 * x, hint="multiply by two")
 SECRET_MARKER = "make_generator(7)"  # only in the hidden tests
 
 
-def build_tiny_course(root: Path) -> Course:
-    """A released course with one lab: imports, checks, one answer cell, one test cell (3 points)."""
+def build_tiny_course(root: Path, tests: str = TESTS) -> Course:
+    """A released course with one lab: imports, checks, one answer cell, one test cell (3 points, `tests`)."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
     cells = [
@@ -38,7 +38,7 @@ def build_tiny_course(root: Path) -> Course:
         authoring.readonly("imports", "import os\n\nimport torch\n\ntorch.manual_seed(0)"),
         authoring.checks_cell(),
         authoring.answer("double", SOLUTION),
-        authoring.tests("test_double", 3, TESTS),
+        authoring.tests("test_double", 3, tests),
     ]
     authoring.write_notebook(root / "source" / LAB / f"{NOTEBOOK}.ipynb", cells, "tiny")
     course = Course(root)
