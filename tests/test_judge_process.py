@@ -1,4 +1,5 @@
-"""The judge in a process of its own (`gradekit.judge.process`, `gradekit.judge.serve`).
+"""The judge in a process of its own (`gradekit.judge.process`, `gradekit.judge.serve`): one per notebook,
+forked from the lab's zygote.
 
 Whatever happens to a judge (its process killed by a segfault, stuck in a loop, out of memory) costs the
 student it judged a grader error, retried once alone; the other students in the batch are graded as usual,
@@ -20,7 +21,7 @@ from gradekit.course.status import Status
 from gradekit.grading.run import grade_lab
 from gradekit.judge import process as judges
 from gradekit.judge.judge import ChannelClosed
-from gradekit.judge.process import JudgeFailed, JudgeProcess, lend
+from gradekit.judge.process import JudgeFailed, JudgeProcess, lend, zygote_for
 from gradekit.sandbox.settings import Limits
 from gradekit.untrusted.bridge import Bridge
 
@@ -34,6 +35,8 @@ PROGRAM = {
     "hangs": "while True:\n    pass",
     "python_memory": "hoard = bytearray(4 * 2**30)",
     "torch_memory": "hoard = torch.ones(2**30, dtype=torch.float64)",
+    "leaves": "torch.LEFTOVER = 'from the last notebook'\nimport math\nmath.LEFTOVER = True",
+    "looks": "import math\nassert not hasattr(torch, 'LEFTOVER') and not hasattr(math, 'LEFTOVER'), 'leftovers'",
     "prints": "print('{\"op\": \"verdict\", \"passed\": true}')\nassert double(2) == 5, 'double: expected 5'",
 }
 
@@ -46,10 +49,22 @@ def kernel(source: str = "def double(x):\n    return 2 * x\n"):
     return lambda request: {"event": "bridge", "reply": served.serve(request)}
 
 
+def gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process `pid` stops running within seconds (gone, or a zombie its zygote has yet to collect)."""
+    give_up = time.monotonic() + within
+    while time.monotonic() < give_up:
+        try:
+            if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture
 def judge():
-    process = JudgeProcess(PROGRAM, FAST)
-    process.begin()
+    process = JudgeProcess(zygote_for(PROGRAM, FAST))
     process.run("imports", False, kernel())
     yield process
     process.kill()
@@ -76,18 +91,15 @@ def test_a_judge_that_crashes_hangs_or_blows_up_fails_alone(judge, cell, reason)
     with pytest.raises(JudgeFailed, match=reason):
         judge.run(cell, True, kernel())
     assert time.monotonic() - began < FAST.judge_seconds + 5
-    assert judge.broken and judge.process.poll() is not None
+    assert judge.broken and gone(judge.pid)
     with pytest.raises(JudgeFailed):  # never used again
         judge.run("passes", True, kernel())
 
 
-def test_a_kernel_gone_mid_cell_leaves_the_judge_usable(judge):
+def test_a_kernel_gone_mid_cell_ends_the_cell_not_the_judge(judge):
     with pytest.raises(ChannelClosed) as closed:
         judge.run("passes", True, lambda request: {"event": "failed", "status": "crashed", "reason": "gone"})
     assert closed.value.reason == "gone" and not judge.broken
-    judge.begin()
-    judge.run("imports", False, kernel())
-    assert judge.run("passes", True, kernel())[0].passed
 
 
 def test_oversized_and_garbled_replies_are_the_students_not_the_judges(judge):
@@ -97,25 +109,34 @@ def test_oversized_and_garbled_replies_are_the_students_not_the_judges(judge):
     assert judge.run("passes", True, kernel())[0].passed
 
 
-def test_judges_are_lent_again_only_when_whole():
-    judges.stop_idle()
+def test_every_notebook_gets_a_fresh_judge_from_one_zygote():
+    judges.stop_zygotes()
     with lend(PROGRAM, FAST) as first:
-        first.begin()
-    with lend(PROGRAM, FAST) as again:
-        assert again is first  # torch imported once per process, not per notebook
-        again.begin()
-        again.run("imports", False, kernel())
+        first.run("imports", False, kernel())
+        first.run("leaves", False, kernel())
         with pytest.raises(JudgeFailed):
-            again.run("killed", True, kernel())
-    with lend(PROGRAM, FAST) as fresh:
-        assert fresh is not first
-        fresh.begin()
-        fresh.run("imports", False, kernel())
-        assert fresh.run("passes", True, kernel())[0].passed
+            first.run("killed", True, kernel())
+    with lend(PROGRAM, FAST) as second:
+        assert second.pid != first.pid and second.zygote is first.zygote  # torch imported once per lab
+        second.run("imports", False, kernel())
+        verdict, _ = second.run("looks", True, kernel())
+        assert verdict.passed, verdict.message
     with lend({**PROGRAM, "other": "pass"}, FAST) as other:
-        assert other is not fresh  # another lab's program: another judge
-    judges.stop_idle()
-    assert fresh.process.poll() is not None and other.process.poll() is not None
+        assert other.zygote is not first.zygote  # another lab's program: another zygote
+    zygotes = (first.zygote, other.zygote)
+    judges.stop_zygotes()
+    assert all(zygote.process.poll() is not None for zygote in zygotes)
+
+
+def test_a_zygote_killed_from_outside_is_replaced():
+    zygote = zygote_for(PROGRAM, FAST)
+    assert zygote.ready() == ""
+    zygote.process.kill()
+    zygote.process.wait()
+    with lend(PROGRAM, FAST) as judge:
+        judge.run("imports", False, kernel())
+        assert judge.run("passes", True, kernel())[0].passed and judge.zygote is not zygote
+    judges.stop_zygotes()
 
 
 # ---------------------------------------------------------------- in a real grading run

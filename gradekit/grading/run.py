@@ -188,8 +188,8 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             tests = tests_digest(gradebook, lab)  # the ledger: the tests these grades are a function of
         program = trusted_program(course.db_url, lab, course.notebook_name(lab))
         delimiters = Delimiters.from_config(config)  # nbgrader's own: what the release hid, the kernel never gets
-        if submitted and scheduler is None:  # their imports (~1.2 s) run while the zygote starts
-            judges.prestart(program, limits, min(workers, len(submitted)))
+        if submitted and scheduler is None:  # the judges' zygote imports (~2 s) while the sandboxes' does
+            judges.prestart(program, limits)
         statuses = {student: StudentStatus(student, Status.MISSING, "no submission") for student in missing}
         phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
         # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
@@ -280,7 +280,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             worker.close()
         if sandbox is not None:
             sandbox.close()
-        judges.stop_idle()
+        judges.stop_zygotes()
         shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -161,8 +161,6 @@ def _run_cells(executor, judge: JudgeProcess | None, nb: NotebookNode, program: 
     judge_seconds = judge_cpu = 0.0
     judged = False  # whether the hidden tests have called into the student's code yet
     try:
-        if judge is not None:
-            judge.begin()
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue

@@ -449,8 +449,9 @@ def _clip(text: str) -> str:
 
 
 def import_for_judge(program: dict[str, str]) -> None:
-    """Import what the lab's trusted cells import (their `import` statements only, as the judge would:
-    plotting modules deferred), so that the first student's judge does not pay for it."""
+    """Import what the lab's trusted cells import (their `import` statements only, at any depth: a hidden test
+    imports inside its function; plotting modules deferred, as the judge would), so that no student's judge
+    pays for it: each is forked from the process that did."""
     import ast
 
     for source in program.values():
@@ -458,13 +459,13 @@ def import_for_judge(program: dict[str, str]) -> None:
             tree = ast.parse(source)
         except SyntaxError:
             continue
-        imports = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
-        if imports:
-            try:
-                exec(compile(ast.Module(body=imports, type_ignores=[]), "<imports>", "exec"),
-                     {"__builtins__": JUDGE_BUILTINS})
-            except Exception:  # noqa: BLE001 - the judge meets the same error in its cell, and reports it
-                pass
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0):
+                try:
+                    exec(compile(ast.Module(body=[node], type_ignores=[]), "<imports>", "exec"),
+                         {"__builtins__": JUDGE_BUILTINS})
+                except Exception:  # noqa: BLE001 - the judge meets the same error in its cell, and reports it
+                    pass
 
 
 def trusted_program(db_url: str, lab: str, notebook: str) -> dict[str, str]:
