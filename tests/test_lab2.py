@@ -119,3 +119,22 @@ def test_one_mistake_costs_once_in_process():
     failures = _failing_test_cells(_with_mistakes(BACKWARD_SIGN, TRAIN_DROPS_LAST_BATCH))
     assert set(failures) == {"test_LogisticRegression1_backward", "test_LogisticRegression1_train"}
     assert failures["test_LogisticRegression1_train"].startswith("LogisticRegression1.train")
+
+
+# A backward that turns lazy once train has run (a flag train sets), and a train that updates nothing:
+# "right with your own methods" must not pay train's points for it.
+LATE_BACKWARD = ("        return grad_loss_wrt_w, grad_loss_wrt_b\n",
+                 "        if getattr(self, 'late', False):\n"
+                 "            return torch.zeros_like(grad_loss_wrt_w), torch.zeros_like(grad_loss_wrt_b)\n"
+                 "        return grad_loss_wrt_w, grad_loss_wrt_b\n")
+LAZY_TRAIN = ("                self.weights = self.weights - learning_rate * grad_w\n"
+              "                self.bias = self.bias - learning_rate * grad_b\n",
+              "                type(self).late = True\n")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_methods_that_turn_lazy_after_train_never_excuse_it():
+    points = _graded_through_the_judge(_with_mistakes(LATE_BACKWARD, LAZY_TRAIN))
+    lost = {grade_id for grade_id, (got, full) in points.items() if got < full}
+    assert lost == {"test_LogisticRegression1_train"} and points["test_LogisticRegression1_train"][0] == 0, points

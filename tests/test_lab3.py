@@ -240,3 +240,28 @@ def test_a_wrong_f1_still_fails_with_a_wrong_precision():
     assert wrong_f1 != SHARED_F1
     points = judged_points({"precision_macro": SHARED_PRECISION.replace(*PRECISION_AS_RECALL), "f1_macro": wrong_f1})
     assert_only_lost(points, {"test_precision_macro", "test_f1_macro"})
+
+
+# Pieces that turn lazy once the method under test has run (a flag it sets), and methods that compute nothing:
+# "right with your own pieces" must not pay for them.
+LATE_FLAG = ("def softmax(", "LATE = {'forward': False, 'f1': False}\n\n\ndef softmax(")
+LATE_SOFTMAX = ("    shifted = z - z.max(dim=1, keepdim=True).values",
+                "    if LATE['forward']:\n        return torch.full_like(z, 1.0 / z.shape[1])\n"
+                "    shifted = z - z.max(dim=1, keepdim=True).values")
+LAZY_FORWARD = ("        logits = x @ self.weights.T + self.bias  # (N, K)\n        return softmax(logits)",
+                "        LATE['forward'] = True\n"
+                "        return torch.full((x.shape[0], self.num_classes), 1.0 / self.num_classes)")
+LATE_PIECE = ("    classes = torch.arange(num_classes)\n",
+              "    if LATE['f1']:\n        return torch.tensor(0.0, dtype=torch.float64)\n"
+              "    classes = torch.arange(num_classes)\n")
+LAZY_F1 = ("def f1_macro(y_pred, y_true, num_classes):\n    LATE['f1'] = True\n"
+           "    return torch.tensor(0.0, dtype=torch.float64)\n")
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("corpus")
+def test_pieces_that_turn_lazy_after_the_method_never_excuse_it():
+    points = judged_points({"softmax": [LATE_FLAG, LATE_SOFTMAX], "SoftmaxRegression1": [LAZY_FORWARD],
+                            "precision_macro": [LATE_PIECE], "recall_macro": [LATE_PIECE], "f1_macro": LAZY_F1})
+    assert_only_lost(points, {"test_SoftmaxRegression1", "test_f1_macro"})
+    assert points["test_SoftmaxRegression1"][0] == 0 and points["test_f1_macro"][0] == 0, points
