@@ -17,7 +17,7 @@ import pytest
 
 from gradekit.authoring.publish import load_settings, student_tree
 from gradekit.course.directory import REPO_ROOT, Course
-from tests.conftest import execute_notebook, solution_text
+from tests.conftest import execute_notebook, fill_release, solution_text
 
 REPO = Course(REPO_ROOT)
 LABS = REPO.labs()
@@ -165,33 +165,94 @@ def error_outputs(nb) -> list[tuple[int, str, dict]]:
             if output.output_type == "error"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS)
-def test_untouched_release_says_what_to_finish(lab, tmp_path):
-    """Run top to bottom with errors allowed: every error is a check's message or a 'finish exercise X
-    first', one per cell, without chained tracebacks; no bare NameError or NotImplementedError."""
-    release = nbformat.read(REPO.release / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4)
-    nb = execute_notebook(copy.deepcopy(release), tmp_path, env={"PYTHONWARNINGS": "default"})
-    errors = error_outputs(nb)
+def check_failures(nb) -> list[tuple[int, str, str]]:
+    """(cell index, grade_id, message) of every `CHECK FAILED` a cell printed."""
+    return [(index, cell.metadata.get("nbgrader", {}).get("grade_id", ""), output.text)
+            for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
+            if output.output_type == "stream" and output.name == "stderr" and output.text.startswith("CHECK FAILED: ")]
+
+
+def assert_reaches_the_last_cell(nb, where: str) -> None:
+    assert error_outputs(nb) == [], f"{where}: Run all stopped: {error_outputs(nb)[:1]}"
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count is not None for cell in code), f"{where}: a cell did not run"
+
+
+def assert_says_what_to_finish(nb, failures: list[tuple[int, str, str]], where: str) -> None:
+    """Every test cell fails with its message, every other failure says which exercise to finish first; one
+    message per cell, no traceback."""
     graded = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
     answers = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
-    failed_tests = {grade_id for _, grade_id, _ in errors if grade_id.startswith("test_")}
-    assert failed_tests == set(graded), "every test cell of an untouched notebook fails with a message"
+    assert {grade_id for _, grade_id, _ in failures if grade_id.startswith("test_")} == set(graded), where
+    for index, grade_id, message in failures:
+        cell = f"{where} cell {index} ({grade_id or 'plain'})"
+        if grade_id.startswith("test_") or grade_id in answers:  # a check, or an answer cell that sets variables
+            assert "is not written yet" in message or "not defined" in message, f"{cell}: {message}"
+        else:
+            assert re.match(r"CHECK FAILED: finish exercises? `", message), f"{cell}: {message}"
+        assert "Traceback" not in message and "the notebook goes on" in message, f"{cell}: {message}"
+    assert len({index for index, _, _ in failures}) == len(failures), f"{where}: one message per cell"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_run_all_on_an_untouched_release_reaches_the_last_cell(lab, tmp_path):
+    """A student's Run all (no NBGRADER_EXECUTION): every failed check is shown and the next cells run; the
+    messages say what to finish; nothing else on stderr (no warning)."""
+    release = nbformat.read(REPO.release / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4)
+    nb = execute_notebook(copy.deepcopy(release), tmp_path, env={"PYTHONWARNINGS": "default"})
+    assert_reaches_the_last_cell(nb, lab)
+    failures = check_failures(nb)
+    assert_says_what_to_finish(nb, failures, lab)
+    stderr = [o.text for c in nb.cells for o in c.get("outputs", [])
+              if o.output_type == "stream" and o.name == "stderr" and not o.text.startswith("CHECK FAILED: ")]
+    assert not stderr, stderr
+
+
+# One realistic mistake per lab (a chaff of the corpus): answer cell, chaff, the check that catches it.
+ONE_MISTAKE = {"lab1": ("sigmoid", "chaff_wrong_sign", "sigmoid"),
+               "lab2": ("LogisticRegression1", "chaff_wrong_sign", "LogisticRegression1_backward"),
+               "lab3": ("softmax", "chaff_dim0", "softmax")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_run_all_with_one_wrong_exercise_reaches_the_last_cell(lab, tmp_path):
+    """Every exercise solved but one, which is wrong: its check says so and every later cell still runs."""
+    exercise, chaff, check = ONE_MISTAKE[lab]
+    filled = fill_release(nbformat.read(REPO.release / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4),
+                          notebook(lab))
+    (answer,) = [c for c in filled.cells if c.metadata.get("nbgrader", {}).get("grade_id") == exercise]
+    answer.source = (REPO_ROOT / "tests" / "corpus" / lab / exercise / f"{chaff}.py").read_text()
+    nb = execute_notebook(filled, tmp_path)
+    assert_reaches_the_last_cell(nb, lab)
+    failures = check_failures(nb)
+    # Its check is the first to fail (a later cell that compares with it may fail too, and says why).
+    assert failures and failures[0][1] == f"test_{check}", failures
+    assert failures[0][2].startswith(f"CHECK FAILED: {check.replace('_', '.', 1) if lab == 'lab2' else check}"), \
+        failures[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS)
+def test_while_grading_a_failed_check_is_still_an_error(lab, tmp_path):
+    """With NBGRADER_EXECUTION set (nbgrader autograde, gradekit's kernel) a failed check stops its cell as an
+    error, as nbgrader's scoring expects: one CheckFailed per cell, no chained traceback, no bare NameError."""
+    release = nbformat.read(REPO.release / lab / f"{REPO.notebook_name(lab)}.ipynb", as_version=4)
+    nb = execute_notebook(copy.deepcopy(release), tmp_path, env={"NBGRADER_EXECUTION": "autograde"})
+    errors = error_outputs(nb)
+    assert check_failures(nb) == []
     for index, grade_id, output in errors:
         where = f"{lab} cell {index} ({grade_id or 'plain'})"
         assert output.ename == "CheckFailed", f"{where}: {output.ename}: {output.evalue}"
-        if grade_id.startswith("test_") or grade_id in answers:  # a check, or an answer cell that sets variables
-            assert "is not written yet" in output.evalue or "not defined" in output.evalue, f"{where}: {output.evalue}"
-        else:
-            assert re.match(r"finish exercises? `", output.evalue), f"{where}: {output.evalue}"
         traceback = "\n".join(output.traceback)
         assert "During handling of the above exception" not in traceback, f"{where}: chained traceback"
-        assert "NotImplementedError" not in output.ename and "NameError" not in traceback, where
-    assert all(sum(1 for i, _, _ in errors if i == index) == 1 for index, _, _ in errors), "one message per cell"
-    stderr = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]
-    assert not stderr, stderr
+        assert "NameError" not in traceback, where
+    failures = [(index, grade_id, f"CHECK FAILED: {output.evalue} (the notebook goes on)")
+                for index, grade_id, output in errors]
+    assert_says_what_to_finish(nb, failures, lab)
 
 
 @pytest.mark.parametrize("lab", LABS)
