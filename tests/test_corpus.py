@@ -169,6 +169,27 @@ def test_harness_reports_surviving_chaffs_and_failing_wheats(tiny):
     assert report.coverage_errors == ["half: 0 wheats and 1 chaffs (at least 3 and 5 required)"]
 
 
+def test_the_students_view_counts_what_the_visible_checks_catch(tiny):
+    """Each entry also through the visible checks alone (hidden tests removed, in the student's process)."""
+    _, report = tiny
+    seen = {f"{r.entry.grade_id}/{r.entry.path.name}": r.seen_by_the_student() for r in report.entries}
+    assert seen == {
+        "double/chaff_in_place.py": True,  # `call` sees the argument change
+        "double/chaff_right.py": False,
+        "double/chaff_stderr.py": False,
+        "double/chaff_syntax.py": True,  # double is not defined: its test cell fails
+        "double/chaff_triple.py": True,
+        "double/wheat_add.py": True,
+        "double/wheat_mul.py": True,
+        "double/wheat_wrong.py": False,  # 3 * x fails the visible check too
+        "half/chaff_double.py": False,  # test_half has no visible check
+    }
+    assert report.visible("chaff") == (3, 6) and report.visible("wheat") == (2, 3)
+    table = corpus.format_lab(report)
+    assert "VISIBLY SILENT: half/chaff_double" in table and "VISIBLY FAILING WHEAT: double/wheat_wrong" in table
+    assert "visible checks catch 3/6 (50%) of the chaffs, pass 2/3 (67%) of the wheats" in table
+
+
 def test_table_json_and_exit_code(tiny, tmp_path, capsys, monkeypatch):
     lab, report = tiny
     monkeypatch.setattr(corpus_command, "grade_labs", lambda labs, workers, timeout: [report])

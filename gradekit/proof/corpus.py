@@ -219,6 +219,9 @@ class CellResult:
     ename: str = ""
     evalue: str = ""
     stderr: str = ""
+    # What the student sees: the error its visible checks raised in the student's process ("" none), or
+    # None where that is not measured (a notebook with magics, run whole in a kernel).
+    visible_error: str | None = None
 
 
 def score_cell(max_points: float, error: tuple[str, str] | None, stderr: str,
@@ -427,9 +430,11 @@ def fork_and_grade(cells: list[dict], timeout: float) -> dict:
             if cell["grade_id"] in program:
                 verdict = judge.run(cell["grade_id"], cell["is_test"])
                 if cell["is_test"]:
+                    seen = reply.get("error")
                     results.append(asdict(CellResult(
                         cell["grade_id"], cell["points"] if verdict.passed else 0.0, cell["points"],
-                        "" if verdict.passed else verdict.ename, verdict.message, reply.get("stderr", ""))))
+                        "" if verdict.passed else verdict.ename, verdict.message, reply.get("stderr", ""),
+                        str(seen[0]) if isinstance(seen, list) and seen else "")))
     except ChannelClosed as closed:
         crash = f"timeout: still running after {timeout:g} s" if closed.status == "timed out" else closed.reason
     finally:
@@ -573,6 +578,16 @@ class EntryReport:
     def ok(self) -> bool:
         return self.verdict in ("wheat ok", "chaff killed")
 
+    def seen_by_the_student(self) -> bool | None:
+        """Chaff: whether a visible check of its own test cell fails in the student's notebook. Wheat: whether
+        every visible check passes. None where it was not measured."""
+        cells = self.cells if self.entry.kind == "wheat" else \
+            [c for c in self.cells if c.grade_id.startswith(f"test_{self.entry.grade_id}")]
+        if not cells or any(c.visible_error is None for c in cells):
+            return None
+        failed = any(c.visible_error for c in cells)
+        return not failed if self.entry.kind == "wheat" else failed
+
 
 @dataclass
 class LabReport:
@@ -586,6 +601,11 @@ class LabReport:
     def count(self, kind: str) -> tuple[int, int]:
         reports = [r for r in self.entries if r.entry.kind == kind]
         return sum(r.ok for r in reports), len(reports)
+
+    def visible(self, kind: str) -> tuple[int, int]:
+        """Chaffs a visible check catches, or wheats every visible check passes: (count, measured)."""
+        seen = [r.seen_by_the_student() for r in self.entries if r.entry.kind == kind]
+        return sum(1 for s in seen if s), sum(1 for s in seen if s is not None)
 
     @property
     def ok(self) -> bool:
@@ -833,6 +853,13 @@ def format_lab(report: LabReport) -> str:
     lines += report.fidelity_notes + [f"FIDELITY: {p}" for p in report.fidelity]
     lines.append(f"{report.lab}: chaffs killed {_ratio(*report.count('chaff'))}, "
                  f"wheats passing {_ratio(*report.count('wheat'))}")
+    silent = [r for r in report.entries if r.entry.kind == "chaff" and r.seen_by_the_student() is False]
+    lines += [f"  VISIBLY SILENT: {r.entry.grade_id}/{r.entry.path.stem}: no visible check of its test cell "
+              "fails (only the hidden tests catch it)" for r in silent]
+    lines += [f"  VISIBLY FAILING WHEAT: {r.entry.grade_id}/{r.entry.path.stem}" for r in report.entries
+              if r.entry.kind == "wheat" and r.seen_by_the_student() is False]
+    lines.append(f"{report.lab}, as the student sees it: visible checks catch {_ratio(*report.visible('chaff'))} "
+                 f"of the chaffs, pass {_ratio(*report.visible('wheat'))} of the wheats")
     return "\n".join(lines)
 
 
@@ -842,7 +869,9 @@ def format_totals(reports: list[LabReport]) -> str:
     cpu = [e.cpu for r in reports for e in r.entries]
     wall = [e.seconds for r in reports for e in r.entries]
     mean_cpu, mean_wall = (sum(cpu) / len(cpu), sum(wall) / len(wall)) if cpu else (0.0, 0.0)
-    return (f"overall: chaffs killed {_ratio(*killed)}, wheats passing {_ratio(*passing)}; "
+    caught = [sum(x) for x in zip(*(r.visible("chaff") for r in reports), strict=True)] or [0, 0]
+    return (f"overall: chaffs killed {_ratio(*killed)}, wheats passing {_ratio(*passing)}, visible checks "
+            f"catch {_ratio(*caught)} of the chaffs; "
             f"fast mode per entry {mean_cpu:.2f} s CPU, {mean_wall:.2f} s wall "
             f"({len(cpu)} entries, {sum(cpu):.0f} s CPU in all)")
 
@@ -851,11 +880,13 @@ def to_json(reports: list[LabReport]) -> dict:
     def entry_json(r: EntryReport) -> dict:
         return {"key": r.entry.key, "function": r.entry.grade_id, "entry": r.entry.path.stem,
                 "kind": r.entry.kind, "description": r.entry.description, "verdict": r.verdict,
-                "ok": r.ok, "seconds": round(r.seconds, 3), "cpu": round(r.cpu, 3), "problems": r.problems,
+                "ok": r.ok, "seen_by_the_student": r.seen_by_the_student(), "seconds": round(r.seconds, 3),
+                "cpu": round(r.cpu, 3), "problems": r.problems,
                 "cells": [asdict(c) for c in r.cells]}
 
     return {"labs": [{"lab": r.lab, "ok": r.ok, "test_cells": r.test_cells,
                       "chaffs_killed": r.count("chaff"), "wheats_passing": r.count("wheat"),
+                      "chaffs_caught_visibly": r.visible("chaff"), "wheats_passing_visibly": r.visible("wheat"),
                       "coverage_errors": r.coverage_errors, "fidelity_problems": r.fidelity,
                       "fidelity_notes": r.fidelity_notes, "entries": [entry_json(e) for e in r.entries]}
                      for r in reports],
