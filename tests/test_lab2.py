@@ -138,3 +138,34 @@ def test_methods_that_turn_lazy_after_train_never_excuse_it():
     points = _graded_through_the_judge(_with_mistakes(LATE_BACKWARD, LAZY_TRAIN))
     lost = {grade_id for grade_id, (got, full) in points.items() if got < full}
     assert lost == {"test_LogisticRegression1_train"} and points["test_LogisticRegression1_train"][0] == 0, points
+
+
+def _visible_failures(answers: dict[str, str]) -> dict[str, str]:
+    """The student's view: the notebook's code cells with the hidden tests removed, in one namespace, answer
+    cells replaced; the message of every test cell whose visible checks fail."""
+    from gradekit.course.cells import NBGRADER_DEFAULTS
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    namespace: dict = {}
+    failures = {}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code":
+            continue
+        source = answers.get(meta.get("grade_id"), NBGRADER_DEFAULTS.strip_hidden(cell.source))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(source, f"<cell {meta.get('grade_id')}>", "exec"), namespace)  # noqa: S102
+        except Exception as error:
+            if meta.get("grade"):
+                failures[meta["grade_id"]] = str(error)
+    return failures
+
+
+def test_a_missing_zero_grad_gets_the_zero_grad_hint_first():
+    """The visible checks of train_model2 say what a missing zero_grad looks like before anything else."""
+    no_zero_grad = (CORPUS / "LogisticRegression2" / "chaff_no_zero_grad.py").read_text()
+    failures = _visible_failures({"LogisticRegression2": no_zero_grad})
+    assert set(failures) == {"test_LogisticRegression2_train_model2"}, failures
+    message = failures["test_LogisticRegression2_train_model2"]
+    assert "weight after 2 epochs" in message and "ADDS to .grad" in message, message

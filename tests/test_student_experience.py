@@ -231,6 +231,9 @@ def test_run_all_with_one_wrong_exercise_reaches_the_last_cell(lab, tmp_path):
     failures = check_failures(nb)
     # Its check is the first to fail (a later cell that compares with it may fail too, and says why).
     assert failures and failures[0][1] == f"test_{check}", failures
+    for index, _, _ in failures:  # a cell never says that its checks pass and then fails
+        printed = "".join(o.get("text", "") for o in nb.cells[index].outputs if o.get("name") == "stdout")
+        assert "visible checks pass" not in printed, (index, printed)
     assert failures[0][2].startswith(f"CHECK FAILED: {check.replace('_', '.', 1) if lab == 'lab2' else check}"), \
         failures[0]
 
