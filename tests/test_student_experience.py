@@ -285,3 +285,40 @@ def test_compute_beyond_imports_is_under_five_seconds(lab):
         if previous is not None:
             os.environ["NBGRADER_EXECUTION"] = previous
     assert spent < 5.0, f"{lab}: {spent:.1f} s of CPU beyond the imports"
+
+
+def points_by_section(nb) -> dict[str, float]:
+    """Points of the graded cells under each `## ` heading."""
+    sections: dict[str, float] = {}
+    current = None
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("## "):
+                    current = line[3:].strip()
+                    sections.setdefault(current, 0.0)
+        points = cell.metadata.get("nbgrader", {}).get("points")
+        if points and current is not None:
+            sections[current] += points
+    return sections
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_the_parts_table_gives_each_parts_points_and_time(lab):
+    """The table at the top names every part that has points, with the points its cells really give."""
+    nb = notebook(lab)
+    (table,) = [c.source for c in nb.cells[:3] if c.source.startswith("**Parts, points and time**")]
+    rows = re.findall(r"^\| (?!part |\*\*total)(.+?) \| (\d+) \| (\d+) min \|$", table, re.M)
+    sections = points_by_section(nb)
+    listed = {title: float(points) for title, points, _ in rows}
+    assert listed == {title: sections.get(title) for title in listed}, table
+    assert {title for title, points in sections.items() if points} <= set(listed), table
+    total = re.search(r"^\| \*\*total\*\* \| \*\*(\d+)\*\* \| \*\*(\d+) min\*\* \|$", table, re.M)
+    assert total and float(total[1]) == sum(sections.values()) and int(total[2]) == sum(int(m) for *_, m in rows)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_each_lab_ends_with_what_was_learned_before_the_hand_in(lab):
+    headings = [line for c in notebook(lab).cells if c.cell_type == "markdown"
+                for line in c.source.splitlines() if line.startswith("## ")]
+    assert headings[-2:] == ["## What you learned", "## How to hand in"], headings[-3:]
