@@ -57,6 +57,19 @@ def test_every_chaff_is_killed_with_a_good_message(lab_reports, lab):
 
 
 @pytest.mark.parametrize("lab", LABS)
+def test_the_visible_checks_catch_nine_chaffs_in_ten_and_pass_every_wheat(lab_reports, lab):
+    """The student's view: a visible check of its own test cell catches at least 90% of a lab's chaffs, every
+    chaff it misses says why in its docstring ("Visibly silent"), and every wheat passes every visible check."""
+    report = lab_reports[lab]
+    caught, measured = report.visible("chaff")
+    assert measured == report.count("chaff")[1] and caught >= 0.9 * measured, corpus.format_lab(report)
+    assert report.visible("wheat") == (report.count("wheat")[1],) * 2, corpus.format_lab(report)
+    unexplained = [r.entry.key for r in report.entries if r.entry.kind == "chaff"
+                   and r.seen_by_the_student() is False and "Visibly silent" not in r.entry.path.read_text()]
+    assert unexplained == []
+
+
+@pytest.mark.parametrize("lab", LABS)
 def test_fast_mode_matches_nbgrader_autograde(lab_reports, lab, tmp_path):
     report = lab_reports[lab]
     assert corpus.fidelity_sample(report), f"{lab} has no corpus to sample"

@@ -1,4 +1,6 @@
 """Chaff: train_model2 computes the logistic-regression gradient by hand instead of using autograd."""
+# Visibly silent: on the plain logistic model a student can check, the hand-written gradient IS
+# autograd's; only a model of another shape (a hidden test's trainable scale) tells them apart.
 
 
 class LogisticRegression2(torch.nn.Module):
