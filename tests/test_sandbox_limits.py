@@ -147,3 +147,21 @@ def test_tmpfs_workdir_bounds_the_disk(tmp_path: Path):
     assert not os.path.ismount(work) and list(work.iterdir()) == []
     (work / "after").write_text("usable")
     assert not unmount_workdir(work)  # not mounted any more: nothing to do
+
+
+def test_a_group_removed_while_it_is_read_has_no_processes(monkeypatch):
+    """Two threads may clean up one sandbox at once (a worker retiring it, Ctrl-C aborting the pool): a group
+    removed under a reader reads as ENODEV, which means no processes, not an internal error."""
+
+    def removed(path):
+        raise OSError(errno.ENODEV, "No such device")
+
+    monkeypatch.setattr(sandbox_limits, "_read", removed)
+    assert sandbox_limits._pids_in(Path("/sys/fs/cgroup/gone")) == []
+
+    def other(path):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(sandbox_limits, "_read", other)
+    with pytest.raises(PermissionError):
+        sandbox_limits._pids_in(Path("/sys/fs/cgroup/gone"))

@@ -165,11 +165,15 @@ def error_outputs(nb) -> list[tuple[int, str, dict]]:
             if output.output_type == "error"]
 
 
+def stderr_of(cell) -> str:
+    """What a cell wrote to stderr (the kernel may send one write in several outputs)."""
+    return "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream" and o.name == "stderr")
+
+
 def check_failures(nb) -> list[tuple[int, str, str]]:
     """(cell index, grade_id, message) of every `CHECK FAILED` a cell printed."""
-    return [(index, cell.metadata.get("nbgrader", {}).get("grade_id", ""), output.text)
-            for index, cell in enumerate(nb.cells) for output in cell.get("outputs", [])
-            if output.output_type == "stream" and output.name == "stderr" and output.text.startswith("CHECK FAILED: ")]
+    return [(index, cell.metadata.get("nbgrader", {}).get("grade_id", ""), stderr_of(cell))
+            for index, cell in enumerate(nb.cells) if stderr_of(cell).startswith("CHECK FAILED: ")]
 
 
 def assert_reaches_the_last_cell(nb, where: str) -> None:
@@ -206,9 +210,9 @@ def test_run_all_on_an_untouched_release_reaches_the_last_cell(lab, tmp_path):
     assert_reaches_the_last_cell(nb, lab)
     failures = check_failures(nb)
     assert_says_what_to_finish(nb, failures, lab)
-    stderr = [o.text for c in nb.cells for o in c.get("outputs", [])
-              if o.output_type == "stream" and o.name == "stderr" and not o.text.startswith("CHECK FAILED: ")]
+    stderr = [stderr_of(c) for c in nb.cells if stderr_of(c) and not stderr_of(c).startswith("CHECK FAILED: ")]
     assert not stderr, stderr
+    assert all(message.count("CHECK FAILED") == 1 for _, _, message in failures), "one message per cell"
 
 
 # One realistic mistake per lab (a chaff of the corpus): answer cell, chaff, the check that catches it.

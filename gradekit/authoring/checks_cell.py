@@ -179,8 +179,10 @@ CHECK_NAMES = {"call", "check_tensor", "check_scalar", "fail", "finish_first", "
 
 
 def _show_check_failure(error):
-    print(f"CHECK FAILED: {error}\n(This cell stopped at this check; the notebook goes on. Fix it, then run this "
-          "cell again.)", file=sys.stderr)
+    # One write: the kernel may send what was written so far between two writes (print writes its "\n" apart).
+    sys.stderr.write(f"CHECK FAILED: {error}\n(This cell stopped at this check; the notebook goes on. Fix it, "
+                     "then run this cell again.)\n")
+    sys.stderr.flush()
 
 
 def _keep_going_after_failed_checks():

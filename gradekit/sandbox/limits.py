@@ -225,8 +225,12 @@ def mechanism() -> str:
 def _pids_in(group: Path) -> list[int]:
     try:
         return [int(pid) for pid in _read(group / "cgroup.procs").split()]
-    except FileNotFoundError:
-        return []
+    except OSError as error:
+        # Removed meanwhile (another thread cleaning up the same sandbox): a removed group's open file reads
+        # as ENODEV. No group, no processes.
+        if isinstance(error, FileNotFoundError) or error.errno == errno.ENODEV:
+            return []
+        raise
 
 
 def _counter_in(path: Path, key: str) -> int | None:
