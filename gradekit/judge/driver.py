@@ -22,7 +22,7 @@ from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is
 from gradekit.course.status import Status
 from gradekit.judge.judge import ChannelClosed, Verdict
 from gradekit.judge.process import JudgeFailed, JudgeProcess, lend
-from gradekit.sandbox.executors import ExecutionResult, mark_not_run, within_parse_budget
+from gradekit.sandbox.executors import ExecutionResult, mark_not_run
 
 
 def kernel_notebook(nb: NotebookNode, delimiters: Delimiters = NBGRADER_DEFAULTS) -> NotebookNode:
@@ -126,11 +126,8 @@ def _executor_bridge(executor) -> Callable[[str], dict]:
             event = executor.command({"op": "bridge", "request": request}, expect="bridge")
         if event["event"] == "failed":
             return event
-        text = event.get("reply")
-        if not isinstance(text, str) or not within_parse_budget(text):
-            text = json.dumps({"error": {"type": "BridgeError", "message": "the answer is too large to check"}}) \
-                if isinstance(text, str) else None
-        return {"event": "bridge", "reply": text}
+        text = event.get("reply")  # bounded by the judge before it parses it (`gradekit.judge.serve._reply`)
+        return {"event": "bridge", "reply": text if isinstance(text, str) else None}
 
     return bridge
 

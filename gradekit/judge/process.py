@@ -43,7 +43,6 @@ class JudgeZygote:
     """The process judges are forked from, for one lab's trusted program; thread-safe."""
 
     def __init__(self, program: dict[str, str], limits: Limits) -> None:
-        self.key = (program_key(program), limits)
         self.limits = limits
         self._lock = threading.Lock()
         self.log = tempfile.TemporaryFile()
