@@ -172,10 +172,183 @@ def gradients_through(name, model, x, grad_output):
     return {parameter_name: p.grad for parameter_name, p in model.named_parameters()}
 
 
+# ---------------------------------------------------------------- "by hand"
+# An exercise written "by hand" must not call the library function that does the job (the tests compare your
+# answer with that function). `written_by_hand` reads your answer's code: here from the cells you ran, in the
+# autograder from the notebook you handed in (where it also reads the helpers your answer calls).
+CONVENTIONAL_NAMES = {"torch": "torch", "F": "torch.nn.functional", "nn": "torch.nn", "np": "numpy",
+                      "optim": "torch.optim", "sklearn": "sklearn"}
+AUTOGRAD = ("torch.autograd", "torch.func", "functorch", ".backward", "torch.optim")
+_parsed_cells = {}
+
+
+def answer_code():
+    """(the sources of your cells, the exercises checked by hand): here the cells you ran, in the autograder the
+    cells you handed in. A helper your answer calls is read with it; another exercise is read on its own."""
+    history = globals().get("In")  # IPython keeps every cell you ran, in order
+    if not isinstance(history, list):
+        return None
+    sources = [source for source in history if isinstance(source, str)]
+    return sources, exercises_by_hand(sources)
+
+
+def exercises_by_hand(sources):
+    """The names that cells check with written_by_hand("name" or "Class.method", ...)."""
+    import ast
+
+    names = set()
+    for tree in filter(None, map(_parse, sources)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "written_by_hand" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                names.add(node.args[0].value.partition(".")[0])
+    return sorted(names)
+
+
+def _parse(source):
+    import ast
+
+    if source not in _parsed_cells:
+        try:
+            _parsed_cells[source] = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            _parsed_cells[source] = None
+    return _parsed_cells[source]
+
+
+def _statements(body):
+    """Top-level statements, looking inside if/try/with/for blocks but not into functions or classes."""
+    import ast
+
+    for node in body:
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                yield from _statements([n for n in getattr(node, field, []) if isinstance(n, ast.AST)])
+
+
+def _bound_names(node):
+    import ast
+
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    return [n.id for t in targets if isinstance(t, ast.AST) for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _library_calls(name, sources, avoid, exercises):
+    """The entries of `avoid` that the answer `name` ("f", "Class" or "Class.method") uses, or None when no
+    cell defines it. An entry is a dotted name ("torch.sigmoid": also through aliases and `from` imports;
+    "torch.nn": anything inside it) or ".method" (an attribute of any object but self). The functions and
+    names of the cells that the definition uses are read too, except `exercises` (judged on their own)."""
+    import ast
+
+    aliases, definitions = dict(CONVENTIONAL_NAMES), {}
+    for tree in filter(None, map(_parse, sources)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    aliases[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname \
+                        else alias.name.split(".")[0]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        for node in _statements(tree.body):
+            for bound in _bound_names(node):
+                definitions[bound] = [node]  # the last cell that binds a name is the one that counts
+    owner, _, method = name.partition(".")
+    if owner not in definitions:
+        return None
+    todo, seen, used = list(definitions[owner]), {owner}, []
+    if method:
+        todo = [n for node in todo if isinstance(node, ast.ClassDef) for n in node.body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == method][-1:]
+
+    def dotted(node):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in aliases:
+            return ".".join([aliases[node.id]] + parts[::-1])
+        return None
+
+    def uses(path=None, attribute=None):
+        for entry in avoid:
+            if entry.startswith("."):
+                hit = attribute == entry[1:] or (path or "").rpartition(".")[2] == entry[1:]
+            else:
+                hit = path is not None and (path == entry or path.startswith(entry + "."))
+            if hit:
+                if entry not in used:
+                    used.append(entry)
+                return  # one entry per use: torch.sigmoid is not also reported as .sigmoid
+
+    while todo:
+        target = todo.pop()
+        # Names the definition binds itself (parameters, variables) are not the cells' names of the same spelling.
+        local = {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        local |= {n.arg for n in ast.walk(target) if isinstance(n, ast.arg)}
+        for node in ast.walk(target):
+            if isinstance(node, ast.Attribute):
+                on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                uses(dotted(node) if not _rooted_in(node, local) else None, None if on_self else node.attr)
+            elif isinstance(node, ast.Name) and node.id not in local:
+                uses(aliases.get(node.id))
+                if node.id in definitions and node.id not in seen | set(exercises):
+                    seen.add(node.id)
+                    todo.extend(definitions[node.id])
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    module = getattr(node, "module", None)
+                    uses(f"{module}.{alias.name}" if module else alias.name)
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[-1], ast.Constant):
+                function = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                constant = str(node.args[-1].value)
+                if function == "getattr" and len(node.args) == 2:  # getattr(torch, "sigmoid")
+                    base = dotted(node.args[0])
+                    uses(f"{base}.{constant}" if base else None, constant)
+                elif function in ("__import__", "import_module"):
+                    uses(constant)
+    return used
+
+
+def _rooted_in(node, names):
+    """Whether an attribute chain starts at one of `names` (x.sigmoid with x a local: no module)."""
+    import ast
+
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id in names
+
+
+def _shown(entry):
+    return f"`{entry}()`" if entry.startswith(".") else f"`{entry}`"
+
+
+def written_by_hand(name, avoid, hint=""):
+    """The answer to `name` must not use the library calls in `avoid` (see `_library_calls`)."""
+    __tracebackhide__ = True
+    code = answer_code()
+    if code is None:  # not run by IPython: nothing to read
+        return
+    sources, exercises = code
+    used = _library_calls(name, sources, avoid, exercises)
+    if used is None:
+        fail(name, "no cell of your notebook defines it with `def` or `class`, so the autograder cannot read it.",
+             "keep its definition in its answer cell, as given.")
+    if used:
+        listed = ", ".join(map(_shown, used))
+        fail(name, f"uses {listed}: this exercise asks you to write it by hand, with tensor operations.",
+             hint or "the tests compare your answer with the library's function: write the computation "
+                     "yourself (the library may check your answer outside the function).")
+
+
 # Run all goes on past a failed check. In your notebook (here or on Colab) a cell that calls the checks
 # stops at its first failed check, shows it, and the next cells still run. While the notebook is graded
 # (NBGRADER_EXECUTION is set) a failed check is an error, as nbgrader expects.
-CHECK_NAMES = {"call", "check_tensor", "check_scalar", "fail", "finish_first", "gradients_through", "passed"}
+CHECK_NAMES = {"call", "check_tensor", "check_scalar", "fail", "finish_first", "gradients_through", "passed",
+               "written_by_hand"}
 
 
 def _show_check_failure(error):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,17 @@ def is_answer_cell(cell: Mapping[str, Any]) -> bool:
 
 def is_locked_cell(cell: Mapping[str, Any]) -> bool:
     return bool(nbgrader_meta(cell).get("locked"))
+
+
+MAX_STUDENT_CELL = 100_000  # characters of one cell the judge reads for its "by hand" checks
+MAX_STUDENT_CELLS = 300
+
+
+def student_code(cells: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The code the student wrote, cell by cell, in order: every code cell that is neither a test nor one of the
+    lab's locked cells (answers and cells the student added). Bounded: it is read, as text, by the judge."""
+    return [str(cell.get("source", ""))[:MAX_STUDENT_CELL] for cell in cells
+            if is_code(cell) and not is_test_cell(cell) and not is_locked_cell(cell)][:MAX_STUDENT_CELLS]
 
 
 # ---------------------------------------------------------------- delimited regions

@@ -18,7 +18,7 @@ from typing import Any
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell
+from gradekit.course.cells import NBGRADER_DEFAULTS, Delimiters, grade_id_of, is_test_cell, student_code
 from gradekit.course.status import Status
 from gradekit.judge.judge import ChannelClosed, Verdict
 from gradekit.judge.process import JudgeFailed, JudgeProcess, lend
@@ -148,7 +148,7 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
         return ExecutionResult(Status.GRADER_ERROR, f"grader error: {problem}", nb, 0.0, executor._log_tail())
     if not any(grade_id_of(cell) in program for cell in nb.cells):  # nothing to judge: no judge process
         return _run_cells(executor, None, nb, program)
-    with lend(program, executor.limits) as judge:
+    with lend(program, executor.limits, student_code(nb.cells)) as judge:
         return _run_cells(executor, judge, nb, program)
 
 

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,15 +273,19 @@ JUDGE_BUILTINS = {**vars(builtins), "__import__": _deferring_import}
 class Judge:
     """Runs trusted cells against one student's kernel, reached through `send(request) -> reply`."""
 
-    def __init__(self, send: Callable[[dict], dict], program: dict[str, str]) -> None:
+    def __init__(self, send: Callable[[dict], dict], program: dict[str, str], student_code: Sequence[str] = ()) -> None:
         self.send = send
         self.program = program
+        # The code cells the student handed in (`gradekit.course.cells.student_code`), for the "by hand" checks:
+        # read as text here, never run.
+        self.student_code = list(student_code)
+        self._by_hand: list[str] | None = None
         self.namespace = JudgeNamespace(self)
         self._stand_ins: dict[tuple[str, ...], type] = {}
         self.last_called = ""
         # Check helpers that must run where the student's objects live (autograd through their model):
         # the judge's versions replace the checks cell's after every trusted cell.
-        self.judge_side_helpers = {"gradients_through": self._gradients_through}
+        self.judge_side_helpers = {"gradients_through": self._gradients_through, "answer_code": self._answer_code}
         # The lab's cells skip pure plots while grading (`SHOW_PLOTS`), here as in the kernel.
         os.environ.setdefault("NBGRADER_EXECUTION", "autograde")
 
@@ -359,6 +363,14 @@ class Judge:
         if not isinstance(gradients, dict):
             fail(name, "autograd gave no gradients for its parameters.")
         return gradients
+
+    def _answer_code(self) -> tuple[list[str], list[str]]:
+        """The checks cell's `answer_code` in the judge: the handed-in cells (never the kernel's history), and the
+        exercises that the lab's trusted cells check "by hand"."""
+        if self._by_hand is None:  # the trusted checks cell's function, never a name looked up in the kernel
+            exercises_by_hand = dict.get(self.namespace, "exercises_by_hand")
+            self._by_hand = list(exercises_by_hand(list(self.program.values()))) if exercises_by_hand else []
+        return self.student_code, self._by_hand
 
     @staticmethod
     def _apply_after(local: Any, state: Any) -> None:

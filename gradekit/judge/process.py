@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from gradekit.judge.judge import ChannelClosed, Verdict
@@ -131,7 +131,7 @@ class JudgeZygote:
 class JudgeProcess:
     """One notebook's judge, forked from `zygote` (see the module's docstring); used by one thread."""
 
-    def __init__(self, zygote: JudgeZygote) -> None:
+    def __init__(self, zygote: JudgeZygote, student_code: Sequence[str] = ()) -> None:
         self.zygote, self.limits = zygote, zygote.limits
         self.stream, theirs = socket.socketpair()
         try:
@@ -141,6 +141,8 @@ class JudgeProcess:
         self.stream.setblocking(False)
         self.lines = LineReader(self.stream.fileno(), MAX_JUDGE_LINE)
         self.broken = ""  # why it may not be used again
+        # The notebook's own code, as text, for the "by hand" checks (`gradekit.course.cells.student_code`).
+        self._send({"op": "student_code", "cells": list(student_code)}, time.monotonic() + 10.0)
 
     # ------------------------------------------------------------ one notebook
 
@@ -255,13 +257,13 @@ def prestart(program: dict[str, str], limits: Limits) -> None:
 
 
 @contextmanager
-def lend(program: dict[str, str], limits: Limits) -> Iterator[JudgeProcess]:
-    """A judge of its own for one notebook, forked from the lab's zygote; stopped afterwards. Raises
-    JudgeFailed when no judge can be had (the zygote could not start, or died twice)."""
+def lend(program: dict[str, str], limits: Limits, student_code: Sequence[str] = ()) -> Iterator[JudgeProcess]:
+    """A judge of its own for one notebook (whose code cells are `student_code`), forked from the lab's zygote;
+    stopped afterwards. Raises JudgeFailed when no judge can be had (the zygote could not start, or died twice)."""
     try:
-        judge = JudgeProcess(zygote_for(program, limits))
+        judge = JudgeProcess(zygote_for(program, limits), student_code)
     except JudgeFailed:  # a zygote killed from outside: one more, once
-        judge = JudgeProcess(zygote_for(program, limits))
+        judge = JudgeProcess(zygote_for(program, limits), student_code)
     try:
         yield judge
     finally:

@@ -67,6 +67,7 @@ from gradekit.course.cells import (
     is_test_cell,
     nbgrader_meta,
     points,
+    student_code,
 )
 from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.status import Status
@@ -325,7 +326,8 @@ def _serve_student_side(cells: list[dict], commands, replies) -> None:
 
 
     os.environ.update({k: v for k, v in GRADER_ENV.items() if k != "MPLBACKEND"})
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "display": _display}
+    # `In`: the cells run so far, as IPython keeps them (the checks cell's `answer_code` reads it).
+    namespace = {"__name__": "__main__", "__builtins__": builtins, "display": _display, "In": [""]}
     bridge = Bridge(namespace)
     for line in commands:
         command = json.loads(line)
@@ -334,6 +336,8 @@ def _serve_student_side(cells: list[dict], commands, replies) -> None:
             # The kernel's source (hidden tests removed with the lab's delimiters, `code_cells`); a cell
             # built by hand without one is stripped with nbgrader's default delimiters.
             source = cell.get("kernel_source") or NBGRADER_DEFAULTS.strip_hidden(cell["source"])
+            if isinstance(namespace.get("In"), list):
+                namespace["In"].append(source)
             started = time.perf_counter()
             error, stderr, _ = _run_cell(source, namespace)
             reply = {"error": error, "stderr": stderr[-2000:], "seconds": time.perf_counter() - started}
@@ -421,7 +425,9 @@ def fork_and_grade(cells: list[dict], timeout: float) -> dict:
         return answer if isinstance(answer, dict) else {
             "error": {"type": "BridgeError", "message": "the kernel's answer could not be read"}}
 
-    judge = Judge(send, program)
+    judge = Judge(send, program, student_code(
+        {"cell_type": "code", "source": c["source"],
+         "metadata": {"nbgrader": {"grade": c["is_test"], "locked": c.get("is_locked", False)}}} for c in cells))
     results, slowest, crash = [], (0.0, -1), None
     try:
         for index, cell in enumerate(cells):

@@ -1,4 +1,4 @@
-"""Wheat: gradients from autograd on copies of w and b."""
+"""Chaff: gradients from autograd (loss.backward()), not from compute_gradients."""
 def gradient_descent_step(x, y, w, b, learning_rate=1e-3):
     w_leaf = w.detach().clone().requires_grad_(True)
     b_leaf = b.detach().clone().requires_grad_(True)

@@ -1,4 +1,4 @@
-"""Wheat: F.nll_loss on the log-probabilities and the class indices."""
+"""Chaff: F.nll_loss on the log-probabilities, in an exercise written by hand."""
 def cross_entropy(probas: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the samples: -1/N sum_i sum_k y_onehot[i, k] * log(probas[i, k]).
 

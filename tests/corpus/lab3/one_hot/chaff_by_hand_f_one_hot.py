@@ -1,4 +1,4 @@
-"""Wheat: F.one_hot converted to float."""
+"""Chaff: F.one_hot, in an exercise written by hand."""
 def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """One-hot encode class labels.
 

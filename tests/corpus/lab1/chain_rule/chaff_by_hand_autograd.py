@@ -1,4 +1,4 @@
-"""Wheat: pieces computed with torch.autograd."""
+"""Chaff: the pieces computed with torch.autograd, not derived by hand."""
 def dJi_dS(y_pred, y_true):
     p = y_pred.detach().clone().requires_grad_(True)
     per_sample = -(y_true * torch.log(p) + (1 - y_true) * torch.log(1 - p))
