@@ -18,7 +18,16 @@ from submissions.tiny_lab import LAB, NOTEBOOK
 from gradekit.commands import main as gradekit_main
 from gradekit.course.directory import Course
 from gradekit.course.status import StudentStatus
-from gradekit.delivery.report import PASS_SHARE, LabSummary, _status_section, histogram_figure, normalise_message
+from gradekit.delivery.report import (
+    PASS_SHARE,
+    LabSummary,
+    _status_section,
+    exercise_of,
+    exercise_rows,
+    histogram_figure,
+    item_rows,
+    normalise_message,
+)
 
 STATUS = {"lab": LAB, "sandboxed": True, "students": [
     {"student": "good", "status": "graded", "reason": "", "repairs": [], "flags": [], "score": 5,
@@ -211,3 +220,98 @@ def test_long_repair_lists_are_summarised_and_folded():
     assert "40× test cell '…' was deleted: re-inserted it from the release" in text
     assert "20× cell #: nbgrader metadata restored (by grade id)" in text
     assert re.search(r"<details><summary>every repair, per student</summary>.*s039", section)  # folded: no `open`
+
+
+# ---------------------------------------------------------------- item analysis
+
+
+def test_test_cells_belong_to_the_longest_answer_they_name():
+    lab1 = ["compute_gradients", "compute_gradients_v2", "sigmoid", "answer_empty_regions"]
+    assert exercise_of("test_compute_gradients", lab1) == "compute_gradients"
+    assert exercise_of("test_compute_gradients_v2", lab1) == "compute_gradients_v2"
+    assert exercise_of("answer_empty_regions", lab1) == "answer_empty_regions"  # a written answer: its own
+    lab2 = ["LogisticRegression1", "LogisticRegression2", "answer_why_identical"]
+    assert exercise_of("test_LogisticRegression1_init", lab2) == "LogisticRegression1"
+    assert exercise_of("test_LogisticRegression2_train_model2", lab2) == "LogisticRegression2"
+    assert exercise_of("test_LogisticRegression3", lab2) == "test_LogisticRegression3"  # no answer: its own
+    assert exercise_of("test_sigmoidal", ["sigmoid"]) == "test_sigmoidal"  # a prefix of a word is not a name
+
+
+def test_item_rows_and_histogram_bins_from_a_summary():
+    summary = LabSummary("lab9", cell_max={"test_a_init": 2.0, "test_a_fit": 3.0},
+                         cell_scores={"test_a_init": [2.0, 0.0, 2.0, 2.0], "test_a_fit": [3.0, 3.0, 0.0, 1.5]},
+                         exercise_cells={"a": ["test_a_init", "test_a_fit"]}, exercise_max={"a": 5.0},
+                         exercise_scores={"a": [5.0, 3.0, 2.0, 3.5]})
+    items = {row.cell: row for row in item_rows(summary)}
+    assert (items["test_a_init"].exercise, items["test_a_init"].lost, items["test_a_init"].mean) == ("a", 1, 1.5)
+    assert (items["test_a_fit"].lost, items["test_a_fit"].students, items["test_a_fit"].lost_share) == (2, 4, 0.5)
+    (row,) = exercise_rows(summary)
+    # a bin per whole point, the maximum its own: 3.5 counts with 3
+    assert [(label, count) for label, count, _ in row.bins] == [("0", 0), ("1", 0), ("2", 1), ("3", 2), ("4", 0),
+                                                                ("5", 1)]
+    assert [height for _, _, height in row.bins] == [0, 0, 20, 40, 0, 20] and row.mean == pytest.approx(3.375)
+
+
+def expected_item_analysis(course: Course) -> tuple[dict, dict]:
+    """From nbgrader's gradebook directly: per test cell (max, students, mean, lost), per exercise (max, points)."""
+    with Gradebook(course.db_url) as gradebook:
+        notebook = gradebook.find_notebook(NOTEBOOK, LAB)
+        maxima = {cell.name: cell.max_score for cell in notebook.grade_cells}
+        tests = [cell.name for cell in notebook.grade_cells if cell.cell_type == "code"]
+        answers = [cell.name for cell in notebook.solution_cells]
+        owner = {cell: next((a for a in answers if cell in (a, f"test_{a}")), cell) for cell in maxima}
+        cell_points: dict[str, list[float]] = {cell: [] for cell in tests}
+        exercise_points: dict[str, list[float]] = {a: [] for a in set(owner.values())}
+        for submission in gradebook.assignment_submissions(LAB):
+            grades = gradebook.find_submission_notebook(NOTEBOOK, LAB, submission.student.id).grades
+            if all(g.auto_score is None and g.manual_score is None for g in grades):
+                continue
+            for grade in grades:
+                if grade.name in cell_points:
+                    cell_points[grade.name].append(grade.score)
+            for exercise in exercise_points:
+                mine = [g for g in grades if owner[g.name] == exercise]
+                if not any(g.needs_manual_grade for g in mine):
+                    exercise_points[exercise].append(sum(g.score for g in mine))
+    items = {cell: (maxima[cell], len(points), statistics.fmean(points), sum(p < maxima[cell] for p in points))
+             for cell, points in cell_points.items()}
+    exercises = {exercise: (sum(maxima[c] for c in maxima if owner[c] == exercise), points)
+                 for exercise, points in exercise_points.items()}
+    return items, exercises
+
+
+@pytest.mark.slow
+def test_item_analysis_matches_the_gradebook(reported):
+    markup = (reported.root / "reports" / "index.html").read_text()
+    items, exercises = expected_item_analysis(reported)
+    table = tables(markup)["items"]
+    assert table["headers"] == ["test cell", "exercise", "points", "mean points", "lost points", "students"]
+    shown = {row[0]: row for row in table["rows"]}
+    assert sorted(shown) == sorted(items)
+    for cell, (maximum, students, mean, lost) in items.items():
+        row = shown[cell]
+        assert row[1] == cell.removeprefix("test_") and float(row[2]) == maximum
+        assert float(row[3]) == pytest.approx(mean, rel=1e-3) and int(row[5]) == students
+        assert row[4] == f"{lost} ({100 * lost / students:.0f}%)"
+    assert items["test_mean_std"][3] == 2  # the Bessel mistake: two students lost points
+
+    found = tables(markup)["exercises"]
+    assert sorted(row[0] for row in found["rows"]) == sorted(exercises) == ["answer_why", "mean_std", "sigmoid"]
+    for exercise, (maximum, points) in exercises.items():
+        row = re.search(rf'<tr data-exercise="{exercise}">(.*?)</tr>', markup, re.DOTALL).group(1)
+        bins = [(int(low), int(count)) for low, count in
+                re.findall(r'data-points="(\d+)" data-count="(\d+)"', row)]
+        assert bins == [(k, sum(1 for p in points if k <= p < k + 1)) for k in range(int(maximum) + 1)], exercise
+        line = dict(zip(found["headers"], next(r for r in found["rows"] if r[0] == exercise), strict=True))
+        assert float(line["points"]) == maximum and int(line["students"]) == len(points)
+    assert len(exercises["answer_why"][1]) == 1  # only `good` has the written answer graded by hand
+    assert markup.count('src="data:image/png;base64,') == 2  # bars in the page: no image, no script added
+
+
+def test_the_similarity_page_is_linked_when_gradekit_similarity_wrote_it():
+    from gradekit.delivery.report import LabSummary, render_index
+
+    summary = LabSummary("lab1", max_score=1.0, scores={"s1": 1.0}, similarity=True)
+    assert 'href="lab1/similarity.html"' in render_index(["s1"], {"lab1": summary})
+    summary.similarity = False
+    assert "similarity.html" not in render_index(["s1"], {"lab1": summary})

@@ -13,6 +13,11 @@ import torch
 class CheckFailed(AssertionError):
     """A check that failed, with a message written for the student."""
 
+    def _render_traceback_(self):
+        # IPython (7.34 on Colab as well as current versions) shows these lines instead of a traceback through
+        # the checks' own code: the message is the whole story.
+        return [f"CheckFailed: {self}"]
+
 
 def fail(name, problem, hint=""):
     message = f"{name}: {problem}"
@@ -170,6 +175,48 @@ def gradients_through(name, model, x, grad_output):
              "build forward from differentiable torch operations on the parameters "
              "(no .detach(), .item(), .numpy() or torch.no_grad()).")
     return {parameter_name: p.grad for parameter_name, p in model.named_parameters()}
+
+
+def gradient_check(name, your_gradients, loss, parameters, labels=None, tolerance=1e-6):
+    """Check gradients you derived against the loss they come from, the way the tests do.
+
+    your_gradients(*parameters) returns your gradient of `loss` for each parameter (a tensor or a tuple of them);
+    loss(*parameters) returns the loss as a tensor holding one number. Both run in float64 at `parameters`.
+    Each of your gradients must have its parameter's shape and match two references: central finite
+    differences (the definition of a derivative: (loss(p + h) - loss(p - h)) / 2h, one entry at a time) and
+    torch.func.grad (autograd, which applies the chain rule for you). Prints the relative errors
+    |yours - reference| / (|yours| + |reference|); fails when one is above `tolerance`."""
+    __tracebackhide__ = True
+    parameters = tuple(p.detach().to(torch.float64).contiguous() for p in parameters)
+    labels = labels or [f"gradient {i + 1}" for i in range(len(parameters))]
+    got = your_gradients(*parameters)
+    got = tuple(got) if isinstance(got, (tuple, list)) else (got,)
+    if len(got) != len(parameters):
+        fail(name, f"returned {len(got)} gradient(s); expected {len(parameters)}, one per parameter.")
+    autograd = torch.func.grad(loss, argnums=tuple(range(len(parameters))))(*parameters)
+    for index, (label, parameter, mine, reference) in enumerate(zip(labels, parameters, got, autograd, strict=True)):
+        if not isinstance(mine, torch.Tensor) or mine.shape != parameter.shape:
+            fail(f"{name} ({label})", f"returned {_shape(mine)}; expected shape {tuple(parameter.shape)}, the shape "
+                                      "of the parameter it is the gradient of.",
+                 "a gradient has one entry per entry of its parameter, in the same layout (a column stays a column).")
+        finite = torch.zeros(parameter.shape, dtype=torch.float64)
+        step = 1e-6
+        for position in range(parameter.numel()):
+            shifted = [p.clone() for p in parameters]
+            shifted[index].view(-1)[position] += step
+            above = float(loss(*shifted))
+            shifted[index].view(-1)[position] -= 2 * step
+            finite.view(-1)[position] = (above - float(loss(*shifted))) / (2 * step)
+        mine = mine.detach().to(torch.float64)
+        errors = [float((mine - ref).norm() / max(float(mine.norm() + ref.norm()), 1e-12))
+                  for ref in (finite, reference.detach())]
+        print(f"{name} ({label}): relative error {errors[0]:.1e} against finite differences, "
+              f"{errors[1]:.1e} against autograd")
+        if max(errors) > tolerance:
+            fail(f"{name} ({label})", f"differs from the derivative of the loss: relative error {max(errors):.1e} "
+                                      f"(tolerance {tolerance:g}).",
+                 "go back to your derivation: which factor, sign or average is missing? Differentiate one "
+                 "sample's loss first, then average over the samples.")
 
 
 # ---------------------------------------------------------------- "by hand"
@@ -347,8 +394,8 @@ def written_by_hand(name, avoid, hint=""):
 # Run all goes on past a failed check. In your notebook (here or on Colab) a cell that calls the checks
 # stops at its first failed check, shows it, and the next cells still run. While the notebook is graded
 # (NBGRADER_EXECUTION is set) a failed check is an error, as nbgrader expects.
-CHECK_NAMES = {"call", "check_tensor", "check_scalar", "fail", "finish_first", "gradients_through", "passed",
-               "written_by_hand"}
+CHECK_NAMES = {"call", "check_tensor", "check_scalar", "fail", "finish_first", "gradient_check", "gradients_through",
+               "passed", "written_by_hand"}
 
 
 def _show_check_failure(error):

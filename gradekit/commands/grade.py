@@ -21,6 +21,7 @@ from gradekit.grading.run import MIN_MEMORY_MB, check_scorers, check_stagers, de
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.bwrap import bwrap_path
 from gradekit.sandbox.settings import Limits
+from gradekit.scoring import regrade
 from gradekit.scoring.hand_grades import settle_lab, unsettled
 
 
@@ -77,6 +78,11 @@ def check_limits(args: argparse.Namespace) -> Limits:
     return Limits(timeout=args.timeout, memory_mb=args.memory)
 
 
+def _shown(course: Course, path: Path) -> Path:
+    """A path inside the course as the instructor finds it from the course folder (reports/lab1/...)."""
+    return path.relative_to(course.root) if path.is_relative_to(course.root) else path
+
+
 def main(args: argparse.Namespace) -> int:
     course = Course(args.course.resolve())
     limits = check_limits(args)
@@ -95,9 +101,12 @@ def main(args: argparse.Namespace) -> int:
                 print(f"{args.lab}: every submission has a current grade: nothing to grade", file=sys.stderr)
                 return EXIT_OK
             print(f"{args.lab}: grading {len(students)} student(s) without a current grade", file=sys.stderr)
+        before = regrade.snapshot(course.db_url, args.lab)  # what the run may change, before it writes
         run = grade_lab(course, args.lab, args.workers, limits, sandboxed=not args.no_sandbox,
                         warm=not args.no_warm, students=students, scheduler=args.scheduler,
                         scorers=args.scorers, stagers=args.stagers)
+        moved = regrade.diff(before, regrade.snapshot(course.db_url, args.lab))
+        moved_csv = regrade.write_csv(moved, course.lab_reports(args.lab))
     if not run.sandboxed:
         _warn_unsandboxed()
     else:
@@ -111,6 +120,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.lab}: {len(run.students)} students: {summary or 'no submissions'} in "
           f"{time.monotonic() - started:.1f} s ({'sandboxed' if run.sandboxed else 'NOT SANDBOXED'}); "
           f"status in {path}", file=sys.stderr)
+    print(f"{args.lab}: {moved.summary()} ({_shown(course, moved_csv)})", file=sys.stderr)
     if run.retried:
         print(f"{args.lab}: {len(run.retried)} notebook(s) ran again alone after an end they may not have caused "
               "(a killed kernel, a judge that failed)", file=sys.stderr)

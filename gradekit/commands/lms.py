@@ -2,6 +2,7 @@
 
     python -m gradekit.lms dates lab1                 # due date and extensions (nbgrader_config.py) -> gradebook
     python -m gradekit.lms grades                     # reports/lms/canvas-grades.csv, moodle-<lab>.csv, grades.csv
+    python -m gradekit.lms grades --accept            # the same when some grades go down since the last export
     python -m gradekit.lms feedback lab1              # reports/lms/feedback-lab1-{canvas,moodle,plain}.zip
 """
 
@@ -14,9 +15,9 @@ from pathlib import Path
 from gradekit.commands import run_command
 from gradekit.course.checks import course_at, require_gradebook_labs
 from gradekit.course.directory import Course
-from gradekit.course.exits import UsageError
+from gradekit.course.exits import EXIT_ATTENTION, UsageError
 from gradekit.course.safe_text import terminal_safe
-from gradekit.delivery.lms_export import export_feedback, export_grades
+from gradekit.delivery.lms_export import GradesWouldDrop, export_feedback, export_grades
 from gradekit.scoring.late import apply_dates
 
 
@@ -38,8 +39,15 @@ def grades(args: argparse.Namespace) -> int:
     if stray:
         raise UsageError(f"--column for {', '.join(map(repr, stray))}: not among the labs exported ({', '.join(labs)})")
     notes: list[str] = []
-    written = export_grades(course, labs, args.missing, overrides, notes=notes, dry_run=args.dry_run,
-                            include_unrostered=args.include_unrostered)
+    try:
+        written = export_grades(course, labs, args.missing, overrides, notes=notes, dry_run=args.dry_run,
+                                include_unrostered=args.include_unrostered, accept=args.accept)
+    except GradesWouldDrop as refused:  # the LMS has these grades: lowering them is the instructor's call
+        for line in [*notes, *refused.changes.lowered_lines()]:
+            print(terminal_safe(line, 400))
+        print(f"gradekit lms grades: {refused}: nothing written; re-run with --accept to write them",
+              file=sys.stderr)
+        return EXIT_ATTENTION
     for note in notes:
         print(terminal_safe(note, 400))
     for kind, path in written.items():
@@ -83,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="also export Canvas users the Canvas export (--roster) does not list")
     sub.add_argument("--dry-run", action="store_true",
                      help="only print the preview: per lab who is graded, 0, blank or pending, and the scale")
+    sub.add_argument("--accept", action="store_true",
+                     help="write the files even if some grades go down since the last export (without it, the "
+                          "students whose grade would go down are listed and nothing is written)")
     sub.set_defaults(run=grades)
     sub = commands.add_parser("feedback", parents=[common], help="feedback pages zipped for the LMSs' bulk upload")
     sub.add_argument("lab")

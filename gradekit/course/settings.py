@@ -6,6 +6,8 @@
     lab1 = 10
     [lms.canvas]              # each lab's Canvas assignment id (the `(id)` of its gradebook column)
     lab1 = 4242
+    [similarity]              # `gradekit similarity` (gradekit.delivery.similarity)
+    threshold = 0.8           # a pair of students is flagged from this score (0 < threshold <= 1)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from gradekit.course.exits import UsageError
 
 SETTINGS_FILE = "course.toml"
+DEFAULT_SIMILARITY_THRESHOLD = 0.8
 
 
 def read_settings(root: Path) -> dict[str, Any]:
@@ -51,3 +54,15 @@ def canvas_assignments(root: Path) -> dict[str, str]:
             raise UsageError(f"{SETTINGS_FILE}: [lms.canvas] {lab} = {value!r}: a Canvas assignment id (digits)")
         ids[str(lab)] = str(value)
     return ids
+
+
+def similarity_threshold(root: Path) -> float:
+    """The score from which `gradekit similarity` flags a pair, from `[similarity] threshold` (default 0.8)."""
+    table = read_settings(root).get("similarity", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{SETTINGS_FILE}: similarity = {table!r}: a table ([similarity] threshold = 0.8)")
+    value = table.get("threshold", DEFAULT_SIMILARITY_THRESHOLD)
+    # NaN fails the comparison, so it is refused with the rest.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise UsageError(f"{SETTINGS_FILE}: [similarity] threshold = {value!r}: a share above 0 and at most 1")
+    return float(value)

@@ -24,6 +24,7 @@ reads the first number as the user), Moodle `<Full Name>_<participantid>_assigns
 from __future__ import annotations
 
 import csv
+import json
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pathlib import Path
 from gradekit.course.collected import load_state
 from gradekit.course.directory import Course
 from gradekit.course.exits import UsageError
-from gradekit.course.files import atomic_open
+from gradekit.course.files import atomic_open, write_text
 from gradekit.course.ledger import outdated
 from gradekit.course.roster import CANVAS_ASSIGNMENT_COLUMN, Identity, Roster, load_lab_worksheet, load_roster
 from gradekit.course.safe_text import csv_safe
@@ -322,13 +323,138 @@ def write_plain_csv(path: Path, rows: list[StudentResult], maxima: dict[str, flo
                              *cells, points(row.total()), points(sum(maxima.values()))])
 
 
+# ---------------------------------------------------------------- what changed since the last export
+
+EXPORTED_RECORD = "exported-grades.json"  # beside the grade files: per lab, the grades its last export held
+LISTED = 20  # grades going down listed one per line; more are counted
+
+
+@dataclass(frozen=True)
+class GradeChange:
+    """One student's grade of one lab (nbgrader's points, penalty subtracted) in the last export and in this
+    one; None is a blank cell (not exported before, or blank now)."""
+
+    lab: str
+    student: str
+    before: float | None
+    after: float | None
+
+    @property
+    def lowers(self) -> bool:
+        # A blank where a grade went out may clear that grade in the LMS: it counts as going down.
+        return self.before is not None and (self.after is None or self.after < self.before)
+
+    def __str__(self) -> str:
+        return f"{self.lab}: {self.student} {points(self.before) or 'blank'} \u2192 {points(self.after) or 'blank'}"
+
+
+@dataclass
+class ExportChanges:
+    """The grades that differ from the last export's, in the labs exported before (`compared`); the labs
+    exported for the first time have nothing to compare with."""
+
+    changes: list[GradeChange] = field(default_factory=list)
+    compared: list[str] = field(default_factory=list)
+    first_export: list[str] = field(default_factory=list)
+
+    def lowered(self) -> list[GradeChange]:
+        return [change for change in self.changes if change.lowers]
+
+    def lowered_lines(self, limit: int = LISTED) -> list[str]:
+        """The grades that go down, one line each, at most `limit` of them, then how many more."""
+        lowered = self.lowered()
+        more = [f"... and {len(lowered) - limit} more"] if len(lowered) > limit else []
+        return [str(change) for change in lowered[:limit]] + more
+
+    def summary(self) -> str:
+        parts = []
+        if self.compared:
+            down = len(self.lowered())
+            parts.append(f"{len(self.changes)} grade(s) changed since the last export: "
+                         f"{len(self.changes) - down} up, {down} down")
+        if self.first_export:
+            parts.append(f"first export of {', '.join(self.first_export)}: nothing to compare with")
+        return "; ".join(parts)
+
+
+class GradesWouldDrop(Exception):
+    """The export would lower grades the LMS already has; nothing was written (`export_grades(accept=True)`
+    writes them)."""
+
+    def __init__(self, changes: ExportChanges) -> None:
+        super().__init__(f"{len(changes.lowered())} grade(s) would go down since the last export")
+        self.changes = changes
+
+
+def load_exported(folder: Path) -> dict[str, dict]:
+    """lab -> {"exported_at": ..., "grades": {student: points or None}} of the last export into `folder`."""
+    path = folder / EXPORTED_RECORD
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        record = None
+        problem = str(error)
+    else:
+        problem = "not lab -> {grades: {student: points}}"
+    if not _well_formed(record):
+        # Never export as if nothing had gone out before: that would lower grades without asking.
+        raise UsageError(f"{path} cannot be read ({problem}): the grades of the last export are unknown; move it "
+                         "away to export without comparing")
+    return record
+
+
+def _well_formed(record: object) -> bool:
+    def is_points(value: object) -> bool:
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+    return isinstance(record, dict) and all(
+        isinstance(entry, dict) and isinstance(entry.get("grades"), dict)
+        and all(is_points(value) for value in entry["grades"].values()) for entry in record.values())
+
+
+def _exported_points(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)  # as the grade files write them (`points`)
+
+
+def export_changes(record: dict[str, dict], rows: list[StudentResult], labs: list[str]) -> ExportChanges:
+    """What this export changes from the last one (`load_exported`), lab by lab."""
+    found = ExportChanges()
+    for lab in labs:
+        if lab not in record:
+            found.first_export.append(lab)
+            continue
+        found.compared.append(lab)
+        before = record[lab]["grades"]
+        for row in rows:
+            old, new = before.get(row.student), _exported_points(row.labs[lab].score)
+            if old != new:
+                found.changes.append(GradeChange(lab, row.student, old, new))
+    return found
+
+
+def record_export(folder: Path, record: dict[str, dict], rows: list[StudentResult], labs: list[str]) -> Path:
+    """Keep what this export held per lab (other labs' last exports stay), whole or not at all."""
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    updated = dict(record)
+    for lab in labs:
+        updated[lab] = {"exported_at": when,
+                        "grades": {row.student: _exported_points(row.labs[lab].score) for row in rows}}
+    path = folder / EXPORTED_RECORD
+    write_text(path, json.dumps(updated, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
 def export_grades(course: Course, labs: list[str], missing: str = "zero",
                   overrides: dict[str, str] | None = None, out: Path | None = None,
                   notes: list[str] | None = None, dry_run: bool = False,
-                  include_unrostered: bool = False) -> dict[str, Path]:
+                  include_unrostered: bool = False, accept: bool = False) -> dict[str, Path]:
     """Write reports/lms/{grades.csv, canvas-grades.csv, moodle-<lab>.csv}; returns what was written and adds
-    to `notes` the preview (`preview`), each scale rule and every lab left out. Nothing is written when a
-    grade would be above an LMS maximum, nor with `dry_run`."""
+    to `notes` the preview (`preview`), each scale rule, every lab left out and how many grades changed since
+    the last export (recorded in `EXPORTED_RECORD` beside the files). Nothing is written when a grade would be
+    above an LMS maximum, nor with `dry_run`, nor, unless `accept`, when a grade would go down since the last
+    export (`GradesWouldDrop`)."""
     notes = notes if notes is not None else []
     roster = load_roster(course.root, labs)
     rows, maxima = results(course, labs, missing, roster)
@@ -360,10 +486,15 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
                 if (value := scale.convert(row.labs[lab].score)) is not None and value > scale.maximum + 0.005]
     if too_high:
         raise UsageError("grades above the LMS maximum (the LMS would skip or cap them): " + "; ".join(too_high[:10]))
+    out = out or course.lms_exports
+    record = load_exported(out)
+    changes = export_changes(record, rows, labs)
     if dry_run:
         notes += [f"{kind}: {scale.rule}" for kind, (scales, _) in plans.items() for scale in scales.values()]
+        notes += [changes.summary(), *changes.lowered_lines()]
         return {}
-    out = out or course.lms_exports
+    if changes.lowered() and not accept:
+        raise GradesWouldDrop(changes)
     out.mkdir(parents=True, exist_ok=True)
     written = {"plain": out / "grades.csv"}
     write_plain_csv(written["plain"], rows, maxima)
@@ -381,6 +512,8 @@ def export_grades(course: Course, labs: list[str], missing: str = "zero",
             written[f"moodle-{lab}"] = out / f"moodle-{lab}.csv"
             write_moodle_csv(written[f"moodle-{lab}"], lab, rows, scales[lab], load_lab_worksheet(course.root, lab),
                              exported_at, load_state(course, lab))
+    record_export(out, record, rows, labs)  # last: a failed export is not the last export
+    notes.append(changes.summary())
     return written
 
 

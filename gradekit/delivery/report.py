@@ -6,8 +6,10 @@ crashed, flagged, or wait for written answers to be graded by hand. Then one row
 name from the LMS, score and status per lab, flags, answers to grade by hand), sortable by clicking
 a column header. Then per lab: the score distribution, the pass rate of every test cell, the most
 common failure messages per test cell (numbers normalised, counted: what to explain in the next
-lecture) and the submissions that needed attention (repaired, invalid, timed out, crashed, flagged,
-from reports/<lab>/status.json written by `grade`), long lists summarised and folded away.
+lecture), the item analysis (per test cell the share of students who lost points and the mean points;
+per exercise, an answer cell with its test cells, a small histogram of the points) and the submissions
+that needed attention (repaired, invalid, timed out, crashed, flagged, from reports/<lab>/status.json
+written by `grade`), long lists summarised and folded away.
 
 Scores come from nbgrader's gradebook (late penalties subtracted, manual grades included).
 Everything a student wrote (ids, names, messages, flags) is HTML-escaped: the page is a Jinja2 template
@@ -24,6 +26,7 @@ import math
 import re
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +67,13 @@ class LabSummary:
     pending_manual: dict[str, int] = field(default_factory=dict)  # student -> answers to grade by hand
     ungradable: dict[str, dict] = field(default_factory=dict)  # recorded by `grade` (gradekit.scoring.late)
     outdated: dict[str, str] = field(default_factory=dict)  # student -> why the stored grade is not current
+    # An exercise is an answer cell's grade id; its grade cells are its test cells (`exercise_of`), or the
+    # answer itself when it is graded (a written answer). Points: per graded student, those with no cell of
+    # the exercise waiting for a hand grade.
+    exercise_cells: dict[str, list[str]] = field(default_factory=dict)
+    exercise_max: dict[str, float] = field(default_factory=dict)
+    exercise_scores: dict[str, list[float]] = field(default_factory=dict)
+    similarity: bool = False  # `gradekit similarity` wrote reports/<lab>/similarity.html: linked from the page
 
     def state(self, student: str) -> str:
         """graded, timed out, crashed, invalid, missing, not graded yet, outdated (or grade's own word)."""
@@ -116,6 +126,18 @@ def repair_kind(line: str) -> str:
     return NUMBER.sub("#", QUOTED.sub("'…'", str(line).strip().splitlines()[0] if str(line).strip() else ""))[:200]
 
 
+def exercise_of(cell: str, answers: Iterable[str]) -> str:
+    """The exercise a grade cell belongs to: an answer cell is its own; test cell `test_<x>` or `test_<x>_...`
+    belongs to answer `<x>`, the longest that fits (`test_compute_gradients_v2` is `compute_gradients_v2`'s,
+    not `compute_gradients`'s); a test cell no answer fits is an exercise of its own."""
+    answers = set(answers)
+    if cell in answers or not cell.startswith("test_"):
+        return cell
+    tested = cell.removeprefix("test_")
+    fits = [answer for answer in answers if tested == answer or tested.startswith(f"{answer}_")]
+    return max(fits, key=len, default=cell)
+
+
 def read_gradebook(course: Course, labs: list[str]) -> tuple[list[str], dict[str, LabSummary]]:
 
     summaries = {}
@@ -130,6 +152,12 @@ def read_gradebook(course: Course, labs: list[str]) -> tuple[list[str], dict[str
                     if cell.cell_type == "code":
                         summary.cell_max[cell.name] = float(cell.max_score)
                         summary.cell_scores[cell.name] = []
+                answers = [cell.name for cell in notebook.solution_cells]
+                for cell in notebook.grade_cells:
+                    exercise = exercise_of(cell.name, answers)
+                    summary.exercise_cells.setdefault(exercise, []).append(cell.name)
+                    summary.exercise_max[exercise] = summary.exercise_max.get(exercise, 0.0) + float(cell.max_score)
+                    summary.exercise_scores.setdefault(exercise, [])
             for submission in gradebook.assignment_submissions(lab):
                 student = submission.student.id
                 summary.collected.add(student)
@@ -146,6 +174,12 @@ def read_gradebook(course: Course, labs: list[str]) -> tuple[list[str], dict[str
                 for grade in grades:
                     if grade.name in summary.cell_scores:
                         summary.cell_scores[grade.name].append(float(grade.score or 0))
+                by_name = {grade.name: grade for grade in grades}
+                for exercise, cells in summary.exercise_cells.items():
+                    found = [by_name[cell] for cell in cells if cell in by_name]
+                    # A written answer not graded by hand yet has no points to show (0 would be a guess).
+                    if found and not any(grade.needs_manual_grade for grade in found):
+                        summary.exercise_scores[exercise].append(sum(float(grade.score or 0) for grade in found))
             summaries[lab] = summary
     return students, summaries
 
@@ -295,6 +329,70 @@ def pass_rate_chart(summary: LabSummary) -> str:
     return _png(figure)
 
 
+# ---------------------------------------------------------------- item analysis
+
+BAR_PX = 40  # height of the tallest bar of an exercise's histogram
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One test cell: its exercise, points, and over the graded submissions the mean points and how many
+    students lost points on it."""
+
+    cell: str
+    exercise: str
+    max_score: float
+    students: int
+    mean: float | None
+    lost: int
+
+    @property
+    def lost_share(self) -> float:
+        return self.lost / self.students if self.students else 0.0
+
+
+@dataclass(frozen=True)
+class ExerciseRow:
+    """One exercise: its grade cells, points, and the students per points value (`bins`: label, count,
+    bar height in pixels)."""
+
+    exercise: str
+    cells: list[str]
+    max_score: float
+    students: int
+    mean: float | None
+    bins: list[tuple[str, int, int]]
+
+
+def item_rows(summary: LabSummary) -> list[ItemRow]:
+    exercise = {cell: name for name, cells in summary.exercise_cells.items() for cell in cells}
+    return [ItemRow(cell, exercise.get(cell, cell), summary.cell_max[cell], len(scores),
+                    statistics.fmean(scores) if scores else None,
+                    sum(1 for score in scores if score < summary.cell_max[cell]))
+            for cell, scores in summary.cell_scores.items()]
+
+
+def point_bins(values: list[float], max_score: float) -> list[tuple[str, int]]:
+    """Students per points value: a bin per whole point from 0 to the maximum (wider for many points, as the
+    lab's histogram: `histogram_edges`), each bin [low, high)."""
+    edges = histogram_edges(max_score + 1, max(values, default=0) + 1)  # +1: the maximum gets a bin of its own
+    return [(f"{low}" if high - low == 1 else f"{low}-{high - 1}", sum(1 for v in values if low <= v < high))
+            for low, high in zip(edges, edges[1:], strict=False)]
+
+
+def exercise_rows(summary: LabSummary) -> list[ExerciseRow]:
+    rows = []
+    for exercise, cells in summary.exercise_cells.items():
+        scores = summary.exercise_scores.get(exercise, [])
+        bins = point_bins(scores, summary.exercise_max[exercise])
+        tallest = max((count for _, count in bins), default=0) or 1
+        rows.append(ExerciseRow(exercise, cells, summary.exercise_max[exercise], len(scores),
+                                statistics.fmean(scores) if scores else None,
+                                [(label, count, max(1, round(BAR_PX * count / tallest)) if count else 0)
+                                 for label, count in bins]))
+    return rows
+
+
 # ---------------------------------------------------------------- HTML
 
 STATUS_GROUPS = [("outdated", "Outdated grades (regrade: gradekit grade LAB --outdated)"),
@@ -386,7 +484,9 @@ def render_index(students: list[str], summaries: dict[str, LabSummary], names: d
     labs = [{"name": summary.lab, "graded": len(summary.scores), "max_score": summary.max_score,
              "images": [("score distribution", score_histogram(summary)),
                         ("pass rate per test cell", pass_rate_chart(summary))],
-             "failures": _failure_rows(summary), "status": _status_view(summary, students)}
+             "failures": _failure_rows(summary), "status": _status_view(summary, students),
+             "item_analysis": item_rows(summary), "exercises": exercise_rows(summary),
+             "similarity": summary.similarity}
             for summary in summaries.values()]
     return pages.render("report.html.j2", student_count=len(students), lines=_summary_lines(summaries, counts),
                         pass_share=f"{PASS_SHARE:.0%}", headers=headers, rows=rows, labs=labs)
@@ -406,6 +506,7 @@ def write_report(course: Course, labs: list[str] | None = None) -> tuple[Path, P
     for summary in summaries.values():
         read_failures(course, summary)
         read_grading_status(course, summary)
+        summary.similarity = (course.lab_reports(summary.lab) / "similarity.html").is_file()
     students = class_list(course, gradebook_students, summaries)
     names = display_names(course, students, labs)
     reports = course.reports
