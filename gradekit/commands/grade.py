@@ -123,7 +123,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"{args.lab}: {moved.summary()} ({_shown(course, moved_csv)})", file=sys.stderr)
     if run.retried:
         print(f"{args.lab}: {len(run.retried)} notebook(s) ran again alone after an end they may not have caused "
-              "(a killed kernel, a judge that failed)", file=sys.stderr)
+              "(a killed kernel, a judge that failed, a timeout while other notebooks shared the machine)",
+              file=sys.stderr)
     if counts[Status.GRADER_ERROR]:  # the grader's fault, never the students': their old grades show as outdated
         print(f"{args.lab}: {counts[Status.GRADER_ERROR]} grader error(s), not the students' doing: "
               f"`gradekit grade {args.lab} --outdated` grades them again", file=sys.stderr)

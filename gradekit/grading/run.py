@@ -73,7 +73,8 @@ class GradeRun:
     # of it; scoring = nbgrader's autograde, in one process) and of the whole run.
     phases: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
-    retried: list[str] = field(default_factory=list)  # ran again alone after a death they may not have caused
+    retried: list[str] = field(default_factory=list)  # ran again alone: a death they may not have caused, or a
+    # timeout while other notebooks shared the machine
 
     @property
     def all_graded(self) -> bool:
@@ -208,13 +209,21 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         staged: dict[str, tuple[Path, nbformat.NotebookNode]] = {}
         retry: list[str] = []
         retried: set[str] = set()
+        # Fair timeouts: a notebook that timed out while other notebooks shared the machine may have been starved
+        # by them rather than slow; it runs again alone, and that run decides (its status says so).
+        shared = workers > 1 and len(submitted) > 1
+        timed_out_shared: set[str] = set()
 
         def on_done(student: str, result: ExecutionResult) -> None:
-            # A death the student may not have caused (the executor or zygote gone, a kill from outside) is
-            # not scored now: the notebook runs again, alone, once the others are done.
-            if student not in retried and maybe_not_the_students(result):
+            # A death the student may not have caused (the executor or zygote gone, a kill from outside), or a
+            # timeout beside other notebooks, is not scored now: the notebook runs again, alone, once the others
+            # are done.
+            timed_out = shared and result.status == Status.TIMED_OUT
+            if student not in retried and (maybe_not_the_students(result) or timed_out):
                 with done:
                     retry.append(student)
+                    if timed_out:
+                        timed_out_shared.add(student)
                 return
             with done:
                 detail = f" ({terminal_safe(result.reason, 80)})" if result.status == Status.GRADER_ERROR else ""
@@ -262,6 +271,9 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             pool.close()
             raise
         scoring.finish()
+        for student in sorted(timed_out_shared):
+            status = statuses[student]
+            status.reason = "; ".join(filter(None, [status.reason, DECIDED_ALONE]))
         for student in submitted:  # a worker that failed must not leave a student "graded"
             if statuses[student].status == Status.GRADED and student not in scoring.results:
                 statuses[student].status, statuses[student].reason = Status.GRADER_ERROR, "grader error: not executed"
@@ -285,6 +297,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
 
 
 STAGING_PREFIX, OWNER_FILE = "gradekit-", "owner.pid"
+DECIDED_ALONE = "decided by a run alone (the first run timed out while other notebooks shared the machine)"
 # How a notebook ends when something outside it may have ended it: a kill signal, the kernel or its executor
 # gone. Its own doing (an exception, exceeding its memory or output, os._exit) reads otherwise.
 OUTSIDE_DEATH = re.compile(r"killed by SIG(KILL|TERM|HUP|INT|QUIT)|kernel died|executor died|sandbox stopped|"
