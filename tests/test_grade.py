@@ -114,10 +114,11 @@ def test_bench_smoke(tmp_path):
     source = build_tiny_course(tmp_path / "source")
     result = subprocess.run([sys.executable, "-m", "gradekit", "bench", "--students", "2", "--repeats", "1",
                              "--source", str(source.root), "--out", str(tmp_path / "bench"),
-                             "--skip-no-sandbox"], capture_output=True, text=True)
+                             "--skip-no-sandbox", "--small-class", "1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scores identical in every run" in result.stdout
     assert "speed-up gradekit vs nbgrader" in result.stdout
+    assert "small class: 1 per lab" in result.stdout and "one-student regrade (" in result.stdout
 
 
 def test_without_bubblewrap_grading_works_and_says_it_is_not_sandboxed(tmp_path, monkeypatch, capsys):

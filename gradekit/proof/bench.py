@@ -23,7 +23,7 @@ import nbformat
 from gradekit.course.cells import grade_id_of, is_answer_cell
 from gradekit.course.directory import Course
 from gradekit.course.status import read_status
-from gradekit.grading.run import one_per_8_cores
+from gradekit.grading.run import default_workers, one_per_8_cores
 
 KINDS = ("full", "partial", "blank")
 MODES = {  # name -> extra arguments of `gradekit grade` (None: plain nbgrader)
@@ -92,6 +92,23 @@ def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str]
         subprocess.run(command, cwd=target, env=_grading_env(), capture_output=True)
     seconds = time.monotonic() - started
     return seconds, scores(course, labs)
+
+
+def regrade_one(course: Course, labs: list[str], student: str, gradekit: bool,
+                workers: int | None) -> tuple[float, dict]:
+    """Seconds to grade one already-graded student again, every lab, from the command to the gradebook: what an
+    instructor waits for after fixing one submission. Returns (seconds, that student's scores)."""
+    started = time.monotonic()
+    for lab in labs:
+        if gradekit:
+            command = [sys.executable, "-m", "gradekit", "grade", lab, "--course", str(course.root), "--student",
+                       student, *(["--workers", str(workers)] if workers else [])]
+        else:
+            command = [sys.executable, "-m", "nbgrader", "autograde", lab, "--student", student, "--force",
+                       "--log-level=WARN"]
+        subprocess.run(command, cwd=course.root, env=_grading_env(), capture_output=True)
+    seconds = time.monotonic() - started
+    return seconds, {key: value for key, value in scores(course, labs).items() if key[1] == student}
 
 
 def scores(course: Course, labs: list[str]) -> dict:
@@ -196,3 +213,42 @@ def print_notebook_timings(course: Course, labs: list[str]) -> None:
             print(f"  {lab} {mode:<26} {wall:6.1f} s / {imports:5.1f} s / {compute:5.1f} s", flush=True)
 
 
+def compare(base: Course, out: Path, labs: list[str], modes: dict, repeats: int, workers: int | None,
+            submissions: int) -> tuple[dict[str, float], bool]:
+    """Grade the class in `base` with every mode, `repeats` times, side by side; print medians and the speed-up."""
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    reference, identical = None, True
+    print(f"bench: labs {', '.join(labs)}; {submissions} submissions; "
+          f"{workers or default_workers()} gradekit workers on {os.cpu_count()} cores")
+    for repeat in range(repeats):
+        for mode, mode_args in modes.items():
+            seconds, result = grade_once(base, out / mode.replace(" ", ""), labs, mode_args, workers)
+            times[mode].append(seconds)
+            reference = reference if reference is not None else result
+            same = result == reference and len(result) == submissions
+            identical &= same
+            print(f"  repeat {repeat + 1}: {mode:<22} {seconds:7.1f} s  "
+                  f"{'scores identical' if same else 'SCORES DIFFER'}", flush=True)
+    medians = {mode: statistics.median(values) for mode, values in times.items()}
+    for mode, median in medians.items():
+        print(f"median {mode:<22} {median:7.1f} s  {median / submissions:5.2f} s per submission")
+    print(f"speed-up gradekit vs nbgrader: {medians['nbgrader'] / medians['gradekit']:.2f}x")
+    return medians, identical
+
+
+def regrade(out: Path, labs: list[str], repeats: int, workers: int | None) -> bool:
+    """One student graded again in the classes graded above (every lab), by each grader; medians side by side."""
+    graded = {"gradekit": Course(out / "gradekit"), "nbgrader": Course(out / "nbgrader")}
+    student = sorted(path.name for path in graded["gradekit"].submitted.iterdir())[0]
+    times: dict[str, list[float]] = {name: [] for name in graded}
+    results = {}
+    for _ in range(repeats):
+        for name, course in graded.items():
+            seconds, results[name] = regrade_one(course, labs, student, name == "gradekit", workers)
+            times[name].append(seconds)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    same = results["gradekit"] == results["nbgrader"] and len(results["gradekit"]) == len(labs)
+    print(f"one-student regrade ({student}, {len(labs)} lab(s)): gradekit {medians['gradekit']:.1f} s, "
+          f"nbgrader {medians['nbgrader']:.1f} s, {medians['nbgrader'] / medians['gradekit']:.2f}x; "
+          f"{'scores identical' if same else 'SCORES DIFFER'}")
+    return same
