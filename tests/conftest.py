@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from gradekit.course.directory import REPO_ROOT, Course
+from gradekit.sandbox.runtime import course_runtime, write_kernelspec
 
 
 def build_course(root: Path, labs: list[str] | None = None) -> Course:
@@ -48,13 +52,28 @@ def course_factory(tmp_path: Path):
     return factory
 
 
-def execute_notebook(nb, cwd: Path, env: dict[str, str] | None = None, timeout: int = 120):
-    """Execute a notebook in a fresh python3 kernel (errors recorded, not raised); returns it."""
-    import os
+# Every warning shown once, but deprecations a library raises about its own internals: a notebook's deprecated
+# call (attributed to __main__, its cells' module) still shows and fails the check. Colab's kernel runs with Python's
+# default filters, which hide those internal ones from the student (matplotlib 3.10 calling pyparsing's old names,
+# jupyter_client 7.4 calling utcnow on Python 3.13); later entries take precedence.
+NOTEBOOK_WARNINGS = "default,ignore::DeprecationWarning,default::DeprecationWarning:__main__"
 
+
+@functools.cache
+def runtime_kernel() -> str:
+    """The name of a Jupyter kernel in the kernel runtime the kit grades with (course.toml [runtime]: Colab's
+    Python and packages): notebooks run in tests as students run them. Found through JUPYTER_PATH."""
+    folder = Path(tempfile.mkdtemp(prefix="gradekit-kernels-"))
+    name = write_kernelspec(course_runtime(REPO_ROOT), folder)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("JUPYTER_PATH")]))
+    return name
+
+
+def execute_notebook(nb, cwd: Path, env: dict[str, str] | None = None, timeout: int = 120):
+    """Execute a notebook in a fresh kernel of the kernel runtime (errors recorded, not raised); returns it."""
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+    client = NotebookClient(nb, timeout=timeout, kernel_name=runtime_kernel(), allow_errors=True,
                             resources={"metadata": {"path": str(cwd)}})
     saved = dict(os.environ)
     os.environ.update(env or {})

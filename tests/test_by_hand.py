@@ -16,7 +16,9 @@ import pytest
 
 from gradekit.authoring.notebooks import CHECKS_PATH
 from gradekit.course.cells import student_code
+from gradekit.course.directory import REPO_ROOT
 from gradekit.judge.judge import Judge
+from gradekit.sandbox.runtime import course_runtime
 from gradekit.untrusted.bridge import Bridge
 
 CHECKS: dict = {}
@@ -113,14 +115,16 @@ written_by_hand("sigmoid", avoid=("torch.sigmoid", "torch.special", ".sigmoid", 
 """
 
 
-def judged(cells: list[str]):
-    """The verdict on TEST_SIGMOID for a notebook whose code cells are `cells` (run in a namespace here)."""
+def judged(cells: list[str], handed_in: list[str] | None = None, runtime_python: str | None = None):
+    """The verdict on TEST_SIGMOID for a notebook whose code cells are `cells` (run in a namespace here), handed in
+    as `handed_in` (default: the same), run by `runtime_python`."""
     namespace: dict = {"__name__": "__main__"}
     for cell in ["import torch", *cells]:
         exec(cell, namespace)
     bridge = Bridge(namespace)
     judge = Judge(lambda message: json.loads(bridge.serve(json.dumps(message))),
-                  {"checks": CHECKS_PATH.read_text(), "test_sigmoid": TEST_SIGMOID}, cells)
+                  {"checks": CHECKS_PATH.read_text(), "test_sigmoid": TEST_SIGMOID},
+                  cells if handed_in is None else handed_in, runtime_python)
     assert judge.run("checks", False).passed
     return judge.run("test_sigmoid", True)
 
@@ -139,3 +143,23 @@ def test_the_judge_reads_the_handed_in_cells_not_the_kernels_say():
     assert not helper.passed and "`torch.special`" in helper.message
     hidden = judged(["exec('def sigmoid(x):\\n    return torch.sigmoid(x)')"])
     assert not hidden.passed and "no cell of your notebook defines it" in hidden.message
+
+
+# An f-string reusing its quotes is Python 3.12+: it runs on Colab (3.13) but is not Python 3.11, the judge's.
+NEW_SYNTAX = 'def sigmoid(x):\n    print(f"{ {"z": 1}["z"] }")\n    return BODY'
+
+
+@pytest.mark.parametrize("body, passed", [("torch.sigmoid(x)", False), ("1 / (1 + torch.exp(-x))", True)])
+def test_a_cell_in_the_runtimes_newer_syntax_is_read_by_the_runtimes_parser(body, passed):
+    runtime = course_runtime(REPO_ROOT)
+    handed_in = [NEW_SYNTAX.replace("BODY", body)]
+    kernel = [handed_in[0].replace('f"{ {"z": 1}["z"] }"', "1")]  # what it computes, in 3.11 here
+    with pytest.raises(SyntaxError):
+        compile(handed_in[0], "cell", "exec")
+    # Without the runtime's parser the judge could not read the cell: the definition would seem missing.
+    unread = judged(kernel, handed_in)
+    assert not unread.passed and "no cell of your notebook defines it" in unread.message
+    verdict = judged(kernel, handed_in, runtime.python)
+    assert verdict.passed is passed
+    if not passed:
+        assert "uses `torch.sigmoid`" in verdict.message

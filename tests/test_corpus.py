@@ -1,7 +1,8 @@
 """The wheat/chaff corpora: every lab's hidden tests accept correct answers and reject wrong ones.
 
-The harness (gradekit.proof.corpus) grades every corpus entry in fast mode (fork per entry) once per
-session; a sample per lab is graded again through plain `nbgrader autograde` and must agree.
+The harness (gradekit.proof.corpus) grades every corpus entry in fast mode (the student's side forked per entry
+in the kernel runtime, the judge in the grader) once per session; a sample per lab is graded again through
+plain `nbgrader autograde` and must agree.
 A synthetic one-function assignment proves the harness reports a surviving chaff and a failing
 wheat as failures.
 """
@@ -23,6 +24,7 @@ from gradekit.authoring.notebooks import tests as graded_tests_cell
 from gradekit.commands import corpus as corpus_command
 from gradekit.course.directory import REPO_ROOT
 from gradekit.proof import corpus
+from gradekit.sandbox.runtime import course_runtime
 
 LABS = sorted(p.parent.name for p in (REPO_ROOT / "source").glob("*/*.ipynb"))
 
@@ -67,6 +69,15 @@ def test_the_visible_checks_catch_nine_chaffs_in_ten_and_pass_every_wheat(lab_re
     unexplained = [r.entry.key for r in report.entries if r.entry.kind == "chaff"
                    and r.seen_by_the_student() is False and "Visibly silent" not in r.entry.path.read_text()]
     assert unexplained == []
+
+
+def test_a_wheat_in_colabs_newer_python_is_graded_through_grade_with_full_marks(lab_reports):
+    """itertools.batched minibatches and an f-string reusing its quotes (Python 3.12+, what Colab runs): full marks
+    in fast mode, and the entry is in the sample that `gradekit grade` grades again (the fidelity test below)."""
+    report = lab_reports["lab2"]
+    entry = next(r for r in report.entries if r.entry.path.name == "wheat_py313_batched_fstring.py")
+    assert entry.entry.full and entry.verdict == "wheat ok", entry.problems
+    assert entry in corpus.fidelity_sample(report)
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -232,11 +243,11 @@ def test_message_check_rejects_leaks_and_anonymous_messages():
     assert corpus.message_problems(good, {"double"}, hidden) == []
 
 
-def fork_in_fresh_worker(cells: list[dict], timeout: float, warm: bool) -> dict:
-    """fork_and_grade in a new process (forking pytest itself would share its threads and filters)."""
-    script = ("import json, sys\nfrom gradekit.proof import corpus\n"
-              + ("corpus._import_heavy_modules()\n" if warm else "")
-              + "cells, timeout = json.loads(sys.stdin.read())\n"
+def fork_in_fresh_worker(cells: list[dict], timeout: float) -> dict:
+    """fork_and_grade in a new process set up like a worker (the judge's torch on one thread, its own student's
+    server in the kernel runtime), so that pytest's threads and filters play no part."""
+    script = ("import json, sys\nfrom gradekit.proof import corpus\ncorpus._import_heavy_modules()\n"
+              "cells, timeout = json.loads(sys.stdin.read())\n"
               "print(json.dumps(corpus.fork_and_grade(cells, timeout)))")
     done = subprocess.run([sys.executable, "-c", script], input=json.dumps([cells, timeout]),
                           capture_output=True, text=True, check=True, timeout=300)
@@ -247,7 +258,7 @@ def test_timeout_kills_the_entry():
     cells = [{"source": "while True:\n    pass", "grade_id": "loop", "points": 0.0, "is_test": False,
               "is_answer": True},
              {"source": "pass", "grade_id": "test_loop", "points": 1.0, "is_test": True, "is_answer": False}]
-    result = fork_in_fresh_worker(cells, timeout=1.0, warm=False)
+    result = fork_in_fresh_worker(cells, timeout=1.0)
     assert result["crash"].startswith("timeout") and result["seconds"] < 30
 
 
@@ -260,10 +271,31 @@ def test_fork_after_importing_torch_runs_torch_in_the_child():
              {"source": "import sys\nprint('noise', file=sys.stderr)",
               "grade_id": "test_stderr", "points": 2.0, "is_test": True, "is_answer": False},
              {"source": "0.5", "grade_id": "test_partial", "points": 2.0, "is_test": True, "is_answer": False}]
-    result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
+    result = fork_in_fresh_worker(cells, timeout=120.0)
     points = {c["grade_id"]: c["points"] for c in result["cells"]}
     # The judge decides: stderr cannot zero a test cell, a displayed value cannot earn partial credit.
     assert points == {"test_torch": 1.0, "test_stderr": 2.0, "test_partial": 2.0}, result
+
+
+def runtime_version() -> tuple[int, int]:
+    return tuple(int(part) for part in course_runtime(REPO_ROOT).python_version.split(".")[:2])
+
+
+def test_the_students_side_runs_in_the_kernel_runtime():
+    """The student's process is the runtime's Python (Colab's), not the grader's: what it records is that version,
+    and a feature of Python 3.12+ works there (the judge, in the grader's Python, checks the values it gets)."""
+    version = runtime_version()
+    if version < (3, 12):
+        pytest.skip(f"the course runtime is Python {version}: no itertools.batched")
+    cells = [{"source": "import itertools, sys\nVERSION = list(sys.version_info[:2])\n"
+                        "BATCHES = [list(b) for b in itertools.batched(range(5), 2)]",
+              "grade_id": "record", "points": 0.0, "is_test": False, "is_answer": True},
+             {"source": f"assert tuple(VERSION) == {version!r}, f'ran on {{VERSION}}'\n"
+                        "assert BATCHES == [[0, 1], [2, 3], [4]], BATCHES",
+              "grade_id": "test_record", "points": 1.0, "is_test": True, "is_answer": False}]
+    result = fork_in_fresh_worker(cells, timeout=60.0)
+    assert [(c["grade_id"], c["points"], c["evalue"], c["visible_error"]) for c in result["cells"]] == [
+        ("test_record", 1.0, "", "")], result
 
 
 def test_fidelity_on_the_tiny_lab_matches_fast_mode(tiny, tmp_path):
@@ -280,11 +312,13 @@ def test_cells_with_magics_are_graded_in_a_kernel():
              {"source": "assert os.environ['NBGRADER_EXECUTION'] == 'autograde'", "grade_id": "test_env",
               "points": 1.0, "is_test": True, "is_answer": False},
              {"source": "raise ValueError('f: no')", "grade_id": "test_error", "points": 2.0, "is_test": True,
-              "is_answer": False}]
+              "is_answer": False},
+             {"source": f"import sys\nassert sys.version_info[:2] == {runtime_version()!r}, sys.version",
+              "grade_id": "test_runtime", "points": 1.0, "is_test": True, "is_answer": False}]
     assert any(corpus.uses_magics(c["source"]) for c in cells)
-    result = corpus.kernel_grade(cells, timeout=60)
+    result = corpus.kernel_grade(cells, timeout=60)  # the kernel is the course runtime's
     assert [(c["grade_id"], c["points"], c["ename"]) for c in result["cells"]] == [
-        ("test_env", 1.0, ""), ("test_error", 0.0, "ValueError")]
+        ("test_env", 1.0, ""), ("test_error", 0.0, "ValueError"), ("test_runtime", 1.0, "")], result
 
 
 def test_a_mistake_costs_once_through_the_judge():
@@ -295,7 +329,7 @@ def test_a_mistake_costs_once_through_the_judge():
     wrong = cells[index]["source"].replace("y_pred - y_true", "y_true - y_pred")  # the classic sign slip
     assert wrong != cells[index]["source"]
     cells[index]["source"] = wrong
-    result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
+    result = fork_in_fresh_worker(cells, timeout=120.0)
     points = {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
     assert points["test_compute_gradients"][0] == 0
     for grade_id in ("test_gradient_descent_step", "test_compute_gradients_v2", "test_standardize"):

@@ -33,12 +33,12 @@ RIGHT = "def double(x):\n    return x * 2\n"
 SLOW = "import time\ntime.sleep(60)\n\ndef double(x):\n    return x * 2\n"
 
 
-def build_course(root: Path) -> Course:
+def build_course(root: Path, imports: str = "import os\n\nimport torch") -> Course:
     """The tiny lab plus a written answer graded by hand (2 points)."""
     root.mkdir(parents=True)
     shutil.copy(REPO_ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
     cells = [authoring.markdown("# Double"),
-             authoring.readonly("imports", "import os\n\nimport torch\n\ntorch.manual_seed(0)"),
+             authoring.readonly("imports", f"{imports}\n\ntorch.manual_seed(0)"),
              authoring.checks_cell(), authoring.answer("double", SOLUTION), authoring.tests("test_double", 3, TESTS),
              authoring.written("why_double", 2, "Because two is the factor.")]
     authoring.write_notebook(root / "source" / LAB / f"{NOTEBOOK}.ipynb", cells, "tiny")
@@ -112,11 +112,15 @@ def test_a_second_run_on_the_same_course_is_refused(course):
 
 
 @pytest.mark.skipif(bwrap_path() is None, reason="bubblewrap not installed")
-def test_preflight_stops_before_any_grade_when_the_imports_cannot_start(course):
+def test_preflight_stops_before_any_grade_when_the_imports_cannot_start(tmp_path):
+    # The lab imports a module of the grader's environment that Colab's runtime does not have.
+    course = build_course(tmp_path / "course", imports="import os\n\nimport rich\nimport torch")
+    submit_source(course, "ann", RIGHT)
     before = tree_digest(course.root)
-    done = run_cli(course, "--memory", "600")  # the imports take ~0.9 GB of address space
+    done = run_cli(course)
     assert done.returncode == EXIT_USAGE, done.stderr
     assert "pre-flight failed" in done.stderr and "no grade was written" in done.stderr
+    assert "imports failed in the sandbox: rich" in done.stderr and "lacks a module the lab imports" in done.stderr
     assert tree_digest(course.root) == before
 
 

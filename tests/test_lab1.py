@@ -136,7 +136,7 @@ def _graded_through_the_judge(replace: dict[str, str]) -> dict[str, tuple[float,
     cells = [asdict(c) for c in corpus.code_cells(corpus.find_lab("lab1").notebook())]
     for grade_id, source in replace.items():
         cells[corpus.answer_index([corpus.Cell(**c) for c in cells], grade_id)]["source"] = source
-    result = fork_in_fresh_worker(cells, timeout=120.0, warm=True)
+    result = fork_in_fresh_worker(cells, timeout=120.0)
     return {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
 
 

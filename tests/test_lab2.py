@@ -50,7 +50,7 @@ def _graded_through_the_judge(answer: str) -> dict[str, tuple[float, float]]:
     """Points (got, max) of every test cell with `answer` as the LogisticRegression1 cell."""
     cells = [asdict(c) for c in corpus.code_cells(corpus.find_lab("lab2").notebook())]
     cells[corpus.answer_index([corpus.Cell(**c) for c in cells], "LogisticRegression1")]["source"] = answer
-    result = fork_in_fresh_worker(cells, timeout=180.0, warm=True)
+    result = fork_in_fresh_worker(cells, timeout=180.0)
     return {c["grade_id"]: (c["points"], c["max_points"]) for c in result["cells"]}
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from gradekit.authoring.notebooks import CHECKS_GRADE_ID, CHECKS_PATH
 from gradekit.course.directory import REPO_ROOT, Course
-from tests.conftest import error_and_stderr_outputs, execute_notebook
+from tests.conftest import NOTEBOOK_WARNINGS, error_and_stderr_outputs, execute_notebook
 
 REPO = Course(REPO_ROOT)
 LABS = REPO.labs()
@@ -85,5 +85,5 @@ def test_notebook_imports_only_what_colab_has(lab):
 @pytest.mark.parametrize("lab", LABS)
 def test_instructor_notebook_runs_clean(lab, tmp_path):
     """Top to bottom, warnings on: no error, nothing on stderr, every visible and hidden test passes."""
-    nb = execute_notebook(copy.deepcopy(source_notebook(lab)), tmp_path, env={"PYTHONWARNINGS": "default"})
+    nb = execute_notebook(copy.deepcopy(source_notebook(lab)), tmp_path, env={"PYTHONWARNINGS": NOTEBOOK_WARNINGS})
     assert error_and_stderr_outputs(nb) == []

@@ -12,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from gradekit.course.directory import REPO_ROOT
+from tests.conftest import NOTEBOOK_WARNINGS, runtime_kernel
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 # Cells tagged like this hold the results a reader compares (e.g. the two models' parameters);
@@ -30,9 +31,9 @@ def _execute(path: Path, workdir: Path) -> nbformat.NotebookNode:
     # Run from an empty folder, like a fresh Colab session: the notebook must not need files. Warnings
     # on (the kernel inherits the environment): a deprecation warning shows on stderr and fails the run.
     saved = os.environ.get("PYTHONWARNINGS")
-    os.environ["PYTHONWARNINGS"] = "default"
+    os.environ["PYTHONWARNINGS"] = NOTEBOOK_WARNINGS
     try:
-        NotebookClient(notebook, timeout=120, kernel_name="python3",
+        NotebookClient(notebook, timeout=120, kernel_name=runtime_kernel(),
                        resources={"metadata": {"path": str(workdir)}}).execute()
     finally:
         if saved is None:

@@ -38,7 +38,7 @@ from gradekit.commands import main as gradekit_main
 from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.exits import UsageError
 from gradekit.course.gradebook import private_copy
-from gradekit.course.status import Status
+from gradekit.course.status import Status, write_status
 from gradekit.grading.run import grade_lab
 from gradekit.proof.demo import write_lms_zip
 from gradekit.sandbox.settings import Limits
@@ -193,6 +193,7 @@ def student_names(course: Course, lab: str) -> dict[str, str]:
 
 def grade_in_process(course: Course, lab: str) -> dict[str, tuple[str, float | None]]:
     run = grade_lab(course, lab, workers=2, limits=Limits(timeout=120), progress=io.StringIO())
+    write_status(course, run.status_file())  # as `gradekit grade` does: the feedback says the runtime from it
     names = student_names(course, lab)  # those who submitted this lab (not the gradebook's others, "missing")
     return {names[s.student]: (s.status, s.score) for s in run.students if s.student in names}
 

@@ -26,6 +26,11 @@ branch = "main"
 # Each lab's points in the LMS (grades are scaled to them), and each lab's Canvas assignment id.
 # points = {{ lab1 = 10 }}
 # canvas = {{ lab1 = 4242 }}
+
+[runtime]
+# The Python and packages the notebooks are graded with: Colab's (the kit's runtimes/colab.txt, docs/runtime.md),
+# a pins file of this course's own (e.g. its JupyterHub image's), or "grader" for the grader's environment.
+pins = "runtimes/colab.txt"
 """
 
 

@@ -31,6 +31,7 @@ COMMANDS = {
     "restore": ("gradekit.commands.restore", "put back the gradebook as it was before a collect or a grade"),
     "lms": ("gradekit.commands.lms", "grade files and feedback zips for the LMS; due dates"),
     "publish": ("gradekit.commands.publish", "push the student repository (release notebooks, lectures, Colab badges)"),
+    "runtime": ("gradekit.commands.runtime", "build, show or refresh the Python environment notebooks are graded in"),
     "similarity": ("gradekit.commands.similarity", "flag pairs of students whose answers look alike, cell by cell"),
 }
 

@@ -21,6 +21,7 @@ from gradekit.proof.bench import (
     print_phases,
     regrade,
 )
+from gradekit.sandbox.runtime import course_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,8 @@ def main(args: argparse.Namespace) -> int:
     if args.notebooks_only:
         return 0
     out = args.out.resolve()
+    # Both graders run the notebooks in the kit's kernel runtime (plain nbgrader through a python3 kernelspec of it).
+    print(f"kernel runtime, both graders: {course_runtime(REPO_ROOT).label}")
     modes = {k: v for k, v in MODES.items() if not (args.skip_no_sandbox and v == ["--no-sandbox"])}
     base, labs = build_class(source_course, out / "base", args.students)
     medians, identical = compare(base, out, labs, modes, args.repeats, args.workers, args.students * len(labs))

@@ -12,6 +12,7 @@ from gradekit.authoring.release import release_lab
 from gradekit.commands import main as gradekit_main
 from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.proof.demo import (
+    autograded_points,
     demo_class,
     demo_problems,
     print_score_table,
@@ -72,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     print_score_table(statuses)
     print(f"\nfeedback pages: {course.feedback}\nreport: {course.root / 'reports' / 'index.html'}"
           f"\ngrades: {course.root / 'reports' / 'grades.csv'}")
-    problems = demo_problems(statuses)
+    problems = demo_problems(statuses, {lab: autograded_points(course, lab) for lab in labs})
     for problem in problems:
         print(f"DEMO FAILED: {problem}")
     if not problems:

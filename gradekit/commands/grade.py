@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=Limits.timeout,
                         help="wall time for a whole notebook, seconds")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb,
-                        help="address space per process, MB (the lab's imports take ~0.9 GB with one thread)")
+                        help="address space per process for the notebook's own work, MB, beyond what the kernel "
+                             "runtime's imports map (measured when it is built: `gradekit runtime show`)")
     parser.add_argument("--scorers", type=int, default=None,
                         help="processes scoring at once (default: 1 on SQLite; on a server gradebook one per 8 "
                              "cores)")
@@ -73,8 +74,8 @@ def check_limits(args: argparse.Namespace) -> Limits:
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise UsageError(f"--timeout {args.timeout:g}: the time for a notebook must be a positive number of seconds")
     if args.memory < MIN_MEMORY_MB:
-        raise UsageError(f"--memory {args.memory} MB cannot hold the lab's imports (~0.9 GB of address space "
-                         f"with one thread): use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
+        raise UsageError(f"--memory {args.memory} MB leaves a notebook too little room for its own work beyond "
+                         f"the imports: use at least {MIN_MEMORY_MB} MB (default {Limits.memory_mb})")
     return Limits(timeout=args.timeout, memory_mb=args.memory)
 
 
@@ -111,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
         _warn_unsandboxed()
     else:
         print(f"sandbox bounds: {sandbox_limits.mechanism()}", file=sys.stderr)
+    print(f"kernel runtime: {run.runtime} (course.toml [runtime])", file=sys.stderr)
     for status in run.students:
         print(status_line(status))
     path = write_status(course, run.status_file(), partial=students is not None)

@@ -8,6 +8,8 @@
     lab1 = 4242
     [similarity]              # `gradekit similarity` (gradekit.delivery.similarity)
     threshold = 0.8           # a pair of students is flagged from this score (0 < threshold <= 1)
+    [runtime]                 # the environment the sandbox kernel runs in (gradekit.sandbox.runtime)
+    pins = "runtimes/colab.txt"   # a pins file (course folder, else the kit's), or "grader"
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gradekit.course.exits import UsageError
 
 SETTINGS_FILE = "course.toml"
 DEFAULT_SIMILARITY_THRESHOLD = 0.8
+DEFAULT_RUNTIME_PINS = "runtimes/colab.txt"  # students work on Colab: by default they are graded in its runtime
 
 
 def read_settings(root: Path) -> dict[str, Any]:
@@ -66,3 +69,15 @@ def similarity_threshold(root: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
         raise UsageError(f"{SETTINGS_FILE}: [similarity] threshold = {value!r}: a share above 0 and at most 1")
     return float(value)
+
+
+def runtime_pins(root: Path) -> str:
+    """The kernel runtime's pins file (a path relative to the course, else to the kit), or "grader", from
+    `[runtime] pins` (default: Colab's, `runtimes/colab.txt`)."""
+    table = read_settings(root).get("runtime", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{SETTINGS_FILE}: runtime = {table!r}: a table ([runtime] pins = \"runtimes/colab.txt\")")
+    value = table.get("pins", DEFAULT_RUNTIME_PINS)
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{SETTINGS_FILE}: [runtime] pins = {value!r}: a pins file (runtimes/colab.txt) or \"grader\"")
+    return value.strip()

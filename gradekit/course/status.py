@@ -48,6 +48,8 @@ class StudentStatus:
     # The ledger (gradekit.course.ledger): what this grade is a function of.
     input_digest: str = ""  # the submission folder as staged
     tests_digest: str = ""  # the lab's tests in the gradebook
+    # The kernel runtime the notebook ran in (gradekit.sandbox.runtime): "colab: Python 3.13.0, torch 2.11.0".
+    runtime: str = ""
 
     @classmethod
     def from_dict(cls, data: Any) -> StudentStatus | None:
@@ -61,6 +63,7 @@ class StudentStatus:
         entry.repairs = [str(r) for r in entry.repairs] if isinstance(entry.repairs, list) else []
         entry.flags = [str(f) for f in entry.flags] if isinstance(entry.flags, list) else []
         entry.input_digest, entry.tests_digest = str(entry.input_digest or ""), str(entry.tests_digest or "")
+        entry.runtime = str(entry.runtime or "")
         return entry
 
 

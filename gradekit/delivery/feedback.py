@@ -304,8 +304,9 @@ def _max_score(course: Course, lab: str) -> float | None:
 
 
 def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, max_total: float,
-                student: str, lab: str, notice: str = "", penalty: float = 0.0) -> str:
-    """The whole page; `notice` is status_notice's Markup (a plain string would be shown as text)."""
+                student: str, lab: str, notice: str = "", penalty: float = 0.0, runtime: str = "") -> str:
+    """The whole page; `notice` is status_notice's Markup (a plain string would be shown as text); `runtime`
+    the kernel runtime the notebook ran in (`KernelRuntime.label`)."""
     anchors: dict[str, str] = {}
     cells = []
     for index, cell in enumerate(nb.cells):
@@ -319,7 +320,7 @@ def render_page(nb: NotebookNode, grades: dict[str, CellGrade], total: float, ma
     failing = fix_first(nb, grades)
     return pages.render(
         "feedback.html.j2", lab=lab, student=student, notice=notice, total=total, max_total=max_total,
-        penalty=penalty,
+        penalty=penalty, runtime=runtime,
         pending=sum(1 for g in grades.values() if g.pending),
         failing=failing[:MAX_FIX_FIRST], more_failing=max(0, len(failing) - MAX_FIX_FIRST),
         rows=[(g.grade_id, anchors.get(g.grade_id, ""), _score_text(g)) for g in grades.values()], cells=cells)
@@ -352,7 +353,9 @@ def write_feedback(course: Course, lab: str, students: list[str] | None = None) 
         page.parent.mkdir(parents=True, exist_ok=True)
         notice = status_notice(statuses.get(student))
         penalty = late_penalty(course, lab, student)  # what the student reads is what the LMS gets
-        write_text(page, render_page(nb, grades, total, max_total, student, lab, notice, penalty))
+        entry = statuses.get(student)
+        write_text(page, render_page(nb, grades, total, max_total, student, lab, notice, penalty,
+                                     entry.runtime if entry else ""))
         write_text(page.with_suffix(".ipynb"), nbformat.writes(feedback_notebook(
             nb, grades, total, max_total, lab, failure_messages, status_text(statuses.get(student)), penalty)))
         pages.append(page)

@@ -476,6 +476,13 @@ def _failures_section(summary: LabSummary) -> str:
     return pages.macro("report_parts.html.j2", "failures_section")(_failure_rows(summary))
 
 
+def runtime_counts(summary: LabSummary) -> list[tuple[str, int]]:
+    """The kernel runtimes the lab's notebooks ran in, with how many each (more than one: runs before and after
+    the course's runtime changed), commonest first."""
+    counts = Counter(entry.runtime for entry in summary.status.values() if entry.runtime)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 def render_index(students: list[str], summaries: dict[str, LabSummary], names: dict[str, str] | None = None) -> str:
     names = names or {}
     counts = {lab: lab_counts(summary, students) for lab, summary in summaries.items()}
@@ -486,7 +493,7 @@ def render_index(students: list[str], summaries: dict[str, LabSummary], names: d
                         ("pass rate per test cell", pass_rate_chart(summary))],
              "failures": _failure_rows(summary), "status": _status_view(summary, students),
              "item_analysis": item_rows(summary), "exercises": exercise_rows(summary),
-             "similarity": summary.similarity}
+             "similarity": summary.similarity, "runtimes": runtime_counts(summary)}
             for summary in summaries.values()]
     return pages.render("report.html.j2", student_count=len(students), lines=_summary_lines(summaries, counts),
                         pass_share=f"{PASS_SHARE:.0%}", headers=headers, rows=rows, labs=labs)

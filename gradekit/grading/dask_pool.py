@@ -49,6 +49,7 @@ from gradekit.judge.driver import run_judged
 from gradekit.sandbox.executors import ExecutionResult, copy_into, mark_not_run
 from gradekit.sandbox.launch import Sandbox
 from gradekit.sandbox.limits import unmount_workdir
+from gradekit.sandbox.runtime import KernelRuntime, RuntimeMissing
 from gradekit.sandbox.settings import Limits
 
 MAX_FILES = 64  # a lab's submission is a notebook and perhaps a data file or two
@@ -73,12 +74,13 @@ class SandboxSpec:
     sandboxed: bool = True
     warm_modules: tuple[str, ...] = ()
     execute_settings: dict = field(default_factory=dict)
+    runtime: tuple[str, str, str] | None = None  # `KernelRuntime.key`: each worker runs its own build of it
 
     @classmethod
     def of(cls, sandbox: Sandbox, sandboxed: bool | None = None) -> SandboxSpec:
         # `sandboxed` is what was asked for: the grader's machine may lack bwrap while the workers have it.
         return cls(sandbox.limits, sandbox.sandboxed if sandboxed is None else sandboxed,
-                   tuple(sandbox.warm_modules), dict(sandbox.execute_settings))
+                   tuple(sandbox.warm_modules), dict(sandbox.execute_settings), sandbox.runtime.key)
 
 
 # ---------------------------------------------------------------- files travel with the task
@@ -156,8 +158,9 @@ def _worker_sandbox(spec: dict) -> Sandbox:
             _clean_stale_scratch()
             scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
             (scratch / "runs").mkdir()
+            runtime = KernelRuntime.of_key(tuple(spec["runtime"]) if spec.get("runtime") else None)
             _worker_sandboxes[key] = Sandbox(scratch / "runs", Limits(**spec["limits"]), spec["sandboxed"],
-                                             list(spec["warm_modules"]), spec["execute_settings"])
+                                             list(spec["warm_modules"]), spec["execute_settings"], runtime=runtime)
         return _worker_sandboxes[key]
 
 
@@ -169,7 +172,12 @@ def execute_remote(spec: dict, files: dict[str, bytes], notebook: str, program: 
     end, so a task that is run again (its first worker died) starts from nothing and gives the same result."""
 
     nb = nbformat.reads(notebook, as_version=4)
-    sandbox = _worker_sandbox(spec)
+    try:
+        sandbox = _worker_sandbox(spec)
+    except RuntimeMissing as missing:  # this worker cannot run the course's runtime: never another one instead
+        reason = f"grader error: worker {socket.gethostname()}: {missing}"
+        mark_not_run(nb, reason)
+        return _payload(ExecutionResult(Status.GRADER_ERROR, reason, nb, 0.0))
     if spec["sandboxed"] and not sandbox.sandboxed:
         reason = f"grader error: worker {socket.gethostname()} has no bubblewrap (bwrap): refused to run unconfined"
         mark_not_run(nb, reason)

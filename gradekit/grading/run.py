@@ -44,15 +44,16 @@ from gradekit.course.exits import ToolFailure, UsageError, deferred_interrupts
 from gradekit.course.gradebook import private_copy
 from gradekit.course.ledger import tests_digest
 from gradekit.course.safe_text import is_safe_student_id, terminal_safe
-from gradekit.course.status import Status, StatusFile, StudentStatus
+from gradekit.course.status import SCORED, Status, StatusFile, StudentStatus
 from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads, read_release
 from gradekit.grading.pool import execution_pool
 from gradekit.grading.progress import Progress
 from gradekit.judge import process as judges
 from gradekit.judge.judge import trusted_program
 from gradekit.sandbox import limits as sandbox_limits
-from gradekit.sandbox.executors import ExecutionResult, RunningExecutor
+from gradekit.sandbox.executors import IMPORTS_FAILED, ExecutionResult, RunningExecutor
 from gradekit.sandbox.launch import Sandbox
+from gradekit.sandbox.runtime import RuntimeMissing, course_runtime
 from gradekit.sandbox.settings import Limits
 from gradekit.scoring.autograde import record_score
 from gradekit.scoring.hand_grades import settle_lab
@@ -75,6 +76,7 @@ class GradeRun:
     seconds: float = 0.0
     retried: list[str] = field(default_factory=list)  # ran again alone: a death they may not have caused, or a
     # timeout while other notebooks shared the machine
+    runtime: str = ""  # the kernel runtime the notebooks ran in (`KernelRuntime.label`)
 
     @property
     def all_graded(self) -> bool:
@@ -133,7 +135,7 @@ def students_of(course: Course, lab: str) -> tuple[list[str], list[str]]:
     return submitted, sorted(set(known) - set(submitted))
 
 
-def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
+def preflight(sandbox: Sandbox) -> RunningExecutor:
     """Start one sandboxed kernel with the lab's imports before anything is graded (it then grades
     the first notebook). If it cannot start, no student is touched: the run stops here."""
     executor = sandbox.start()
@@ -146,9 +148,9 @@ def preflight(sandbox: Sandbox, limits: Limits) -> RunningExecutor:
         executor.kill()
         message = (f"pre-flight failed: a sandboxed kernel with the lab's imports could not start ({problem}); "
                    "no grade was written")
-        if limits.memory_mb < Limits.memory_mb:
-            raise UsageError(f"{message}. --memory {limits.memory_mb} MB is too little for the lab's imports "
-                             f"(the default is {Limits.memory_mb} MB)")
+        if problem.startswith(IMPORTS_FAILED):  # the lab needs a module its kernel runtime does not have
+            raise UsageError(f"{message}. The kernel runtime ({sandbox.runtime.label}) lacks a module the lab "
+                             "imports: pin it in the runtime's pins file (docs/runtime.md) or remove the import")
         raise ToolFailure(message + ". Check that bubblewrap works (`bwrap --ro-bind / / true`) and the limits.")
     return executor
 
@@ -167,6 +169,10 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                              f"{', '.join(terminal_safe(s, 60) for s in unknown)}")
         submitted, missing = sorted(set(students)), []
     release_nb = read_release(course, lab)
+    try:
+        runtime = course_runtime(course.root)  # the environment the notebooks run in (course.toml [runtime])
+    except RuntimeMissing as missing:
+        raise UsageError(f"{missing}; no grade was written") from None
     if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
     sweep_leftovers()
@@ -177,7 +183,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
     steps: list[StepsWorker] = []
     try:
         sandbox = Sandbox(staging / "runs", limits, sandboxed, warm_modules(release_nb) if release_nb else [],
-                          execute_settings(config), fork=warm)
+                          execute_settings(config), fork=warm, runtime=runtime)
         (staging / "runs").mkdir()
         if submitted and scheduler is None:
             sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
@@ -195,7 +201,7 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         phases: dict[str, list[float]] = {"staging": [], "execution": [], "judge": [], "scoring": []}
         # On a Dask cluster the workers' sandboxes are checked by the cluster (a failure there is a
         # grader error for that student, never a zero); here, locally, before any grade is written.
-        first = preflight(sandbox, limits) if submitted and scheduler is None else None
+        first = preflight(sandbox) if submitted and scheduler is None else None
         # Nothing refused: before the first write, a copy of the gradebook (`gradekit restore`), and the hand
         # grades a killed run left pending put back.
         backup(course, f"grade-{lab}")
@@ -284,8 +290,10 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
                 record_score(course, lab, statuses[student])  # 0 / max, as recorded
         for status in statuses.values():
             status.tests_digest = tests
+            if status.status in SCORED:  # the notebook ran, in this runtime
+                status.runtime = runtime.label
         return GradeRun(lab, sandbox.sandboxed, [statuses[s] for s in sorted(statuses)], phases,
-                        time.monotonic() - run_started, sorted(retried))
+                        time.monotonic() - run_started, sorted(retried), runtime.label)
     finally:
         bars.close()
         for worker in steps:

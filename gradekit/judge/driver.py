@@ -148,7 +148,7 @@ def run_judged(executor, nb: NotebookNode, program: dict[str, str], delimiters: 
         return ExecutionResult(Status.GRADER_ERROR, f"grader error: {problem}", nb, 0.0, executor._log_tail())
     if not any(grade_id_of(cell) in program for cell in nb.cells):  # nothing to judge: no judge process
         return _run_cells(executor, None, nb, program)
-    with lend(program, executor.limits, student_code(nb.cells)) as judge:
+    with lend(program, executor.limits, student_code(nb.cells), executor.runtime.python) as judge:
         return _run_cells(executor, judge, nb, program)
 
 

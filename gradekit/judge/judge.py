@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gradekit.judge.foreign_syntax import trees_this_python_cannot_parse
 from gradekit.untrusted import wire
 
 MAX_VERDICT = 1500
@@ -273,12 +274,15 @@ JUDGE_BUILTINS = {**vars(builtins), "__import__": _deferring_import}
 class Judge:
     """Runs trusted cells against one student's kernel, reached through `send(request) -> reply`."""
 
-    def __init__(self, send: Callable[[dict], dict], program: dict[str, str], student_code: Sequence[str] = ()) -> None:
+    def __init__(self, send: Callable[[dict], dict], program: dict[str, str], student_code: Sequence[str] = (),
+                 runtime_python: str | None = None) -> None:
         self.send = send
         self.program = program
         # The code cells the student handed in (`gradekit.course.cells.student_code`), for the "by hand" checks:
-        # read as text here, never run.
+        # read as text here, never run; what this Python cannot parse is parsed by the kernel runtime's
+        # interpreter, `runtime_python` (`gradekit.judge.foreign_syntax`).
         self.student_code = list(student_code)
+        self.runtime_python = runtime_python
         self._by_hand: list[str] | None = None
         self.namespace = JudgeNamespace(self)
         self._stand_ins: dict[tuple[str, ...], type] = {}
@@ -370,6 +374,10 @@ class Judge:
         if self._by_hand is None:  # the trusted checks cell's function, never a name looked up in the kernel
             exercises_by_hand = dict.get(self.namespace, "exercises_by_hand")
             self._by_hand = list(exercises_by_hand(list(self.program.values()))) if exercises_by_hand else []
+            parsed = dict.get(self.namespace, "_parsed_cells")  # the checks cell's cache of parsed cells
+            if isinstance(parsed, dict):
+                foreign = trees_this_python_cannot_parse(self.runtime_python, self.student_code)
+                parsed.update({source: tree for source, tree in foreign.items() if tree is not None})
         return self.student_code, self._by_hand
 
     @staticmethod

@@ -131,7 +131,8 @@ class JudgeZygote:
 class JudgeProcess:
     """One notebook's judge, forked from `zygote` (see the module's docstring); used by one thread."""
 
-    def __init__(self, zygote: JudgeZygote, student_code: Sequence[str] = ()) -> None:
+    def __init__(self, zygote: JudgeZygote, student_code: Sequence[str] = (),
+                 runtime_python: str | None = None) -> None:
         self.zygote, self.limits = zygote, zygote.limits
         self.stream, theirs = socket.socketpair()
         try:
@@ -142,7 +143,8 @@ class JudgeProcess:
         self.lines = LineReader(self.stream.fileno(), MAX_JUDGE_LINE)
         self.broken = ""  # why it may not be used again
         # The notebook's own code, as text, for the "by hand" checks (`gradekit.course.cells.student_code`).
-        self._send({"op": "student_code", "cells": list(student_code)}, time.monotonic() + 10.0)
+        self._send({"op": "student_code", "cells": list(student_code), "runtime_python": runtime_python},
+                   time.monotonic() + 10.0)
 
     # ------------------------------------------------------------ one notebook
 
@@ -257,13 +259,15 @@ def prestart(program: dict[str, str], limits: Limits) -> None:
 
 
 @contextmanager
-def lend(program: dict[str, str], limits: Limits, student_code: Sequence[str] = ()) -> Iterator[JudgeProcess]:
-    """A judge of its own for one notebook (whose code cells are `student_code`), forked from the lab's zygote;
-    stopped afterwards. Raises JudgeFailed when no judge can be had (the zygote could not start, or died twice)."""
+def lend(program: dict[str, str], limits: Limits, student_code: Sequence[str] = (),
+         runtime_python: str | None = None) -> Iterator[JudgeProcess]:
+    """A judge of its own for one notebook (whose code cells are `student_code`, run by `runtime_python`), forked
+    from the lab's zygote; stopped afterwards. Raises JudgeFailed when no judge can be had (the zygote could not
+    start, or died twice)."""
     try:
-        judge = JudgeProcess(zygote_for(program, limits), student_code)
+        judge = JudgeProcess(zygote_for(program, limits), student_code, runtime_python)
     except JudgeFailed:  # a zygote killed from outside: one more, once
-        judge = JudgeProcess(zygote_for(program, limits), student_code)
+        judge = JudgeProcess(zygote_for(program, limits), student_code, runtime_python)
     try:
         yield judge
     finally:

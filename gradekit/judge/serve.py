@@ -15,8 +15,8 @@ its control socket (SOCK_SEQPACKET, fd FD, one JSON object per packet):
 - end of file: the zygote exits (its judges see their grader gone and exit too).
 
 A judge's stream socket, one JSON object per line, the grader writing first:
-- in, once, `{"op": "student_code", "cells": [source, ...]}`: the notebook's own code, read (never run) by the
-  "by hand" checks
+- in, once, `{"op": "student_code", "cells": [source, ...], "runtime_python": path}`: the notebook's own code,
+  read (never run) by the "by hand" checks, with the kernel runtime's interpreter for the syntax this one lacks
 - in `{"op": "run", "cell": id, "test": bool}`; out, any number of `{"op": "bridge", "request": text}` (the
   grader answers each with `{"reply": text}` or `{"closed": true}`), then `{"op": "verdict", ...}`, or
   `{"op": "closed"}` when the kernel went away, or `{"op": "failed", "reason"}` and the judge exits.
@@ -106,7 +106,9 @@ def judge_one_notebook(stream: socket.socket, program: dict[str, str]) -> None:
         return _reply(answer.get("reply"))
 
     first = listen()
-    judge = Judge(send, program, [str(cell) for cell in first.get("cells", [])])
+    parser = first.get("runtime_python")
+    judge = Judge(send, program, [str(cell) for cell in first.get("cells", [])],
+                  parser if isinstance(parser, str) else None)
     while True:
         command = listen()
         cpu = time.process_time()

@@ -10,20 +10,23 @@ per-submission cost.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 
 from gradekit.course.cells import grade_id_of, is_answer_cell
-from gradekit.course.directory import Course
+from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.status import read_status
 from gradekit.grading.run import default_workers, one_per_8_cores
+from gradekit.sandbox.runtime import course_runtime, write_kernelspec
 
 KINDS = ("full", "partial", "blank")
 MODES = {  # name -> extra arguments of `gradekit grade` (None: plain nbgrader)
@@ -33,8 +36,17 @@ MODES = {  # name -> extra arguments of `gradekit grade` (None: plain nbgrader)
 }
 
 
+@functools.cache
+def _runtime_kernels() -> str:
+    """A folder of kernelspecs where the notebooks' kernel name, python3, starts a kernel of the kit's kernel runtime
+    (Colab's): plain nbgrader then runs the notebooks in the same Python and packages as our grader."""
+    folder = Path(tempfile.mkdtemp(prefix="gradekit-bench-kernels-"))
+    write_kernelspec(course_runtime(REPO_ROOT), folder, name="python3")
+    return str(folder)
+
+
 def _grading_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "JUPYTER_PATH": _runtime_kernels()}
 
 
 def _solution_sources(nb: nbformat.NotebookNode) -> dict[str, str]:
@@ -187,6 +199,7 @@ def notebook_timings(course: Course, lab: str, grading: bool) -> tuple[float, fl
     nb = nbformat.read(course.source / lab / f"{course.notebook_name(lab)}.ipynb", as_version=4)
     saved = dict(os.environ)
     os.environ["PYTHONWARNINGS"] = "ignore"
+    os.environ["JUPYTER_PATH"] = _runtime_kernels()  # python3: the kernel runtime's, as the students have it
     if grading:
         os.environ["NBGRADER_EXECUTION"] = "autograde"
     try:
@@ -205,7 +218,8 @@ def notebook_timings(course: Course, lab: str, grading: bool) -> tuple[float, fl
 
 
 def print_notebook_timings(course: Course, labs: list[str]) -> None:
-    print("instructor notebooks, one fresh kernel each (wall / imports cell / compute beyond imports):")
+    print("instructor notebooks, one fresh kernel of the kernel runtime each (wall / imports cell / compute beyond "
+          "imports):")
     for lab in labs:
         for grading in (False, True):
             wall, imports, compute = notebook_timings(course, lab, grading)

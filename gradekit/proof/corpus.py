@@ -13,30 +13,32 @@ and checks that
 Two ways to grade, because plain nbgrader is too slow for hundreds of entries:
 
 fast mode (every entry)
-    A worker process imports torch, scikit-learn, matplotlib (Agg), seaborn and pandas once,
-    pins torch to one thread, then `os.fork()`s one child per entry. The child is the student's
-    process: it executes the notebook's code cells in order with `exec` (test cells without their
-    hidden tests), with NBGRADER_EXECUTION=autograde and warnings ignored like the real grader, and
+    The student's side runs in the kernel runtime (`course_runtime`: Colab's Python and libraries, what the
+    students have); the judge (`gradekit.judge.judge`, the code that grades for real) runs in the grader's
+    environment, one worker process each. Each worker starts a small fork server in the runtime
+    (`gradekit/untrusted/corpus_student.py`) that imports torch, scikit-learn, matplotlib (Agg), seaborn and
+    pandas once, pins torch to one thread, then forks one child per entry. The child is the student's process:
+    it executes the notebook's code cells in order with `exec` (test cells without their hidden tests, which
+    never leave the worker), with NBGRADER_EXECUTION=autograde and warnings ignored like the real grader, and
     answers the judge's requests through the same bridge as the grader's kernels
-    (`gradekit/untrusted/bridge.py`). The worker is the judge (`gradekit.judge.judge`, the code that
-    grades for real): after each of the lab's cells it runs the cell's trusted source, test cells
-    whole, calling the student's functions in the child; a test cell's points are its verdict.
-    A child that outlives the per-entry timeout is killed. Two workers share the entries.
-    Notebooks with IPython magics (`%`/`!` lines) go through a Jupyter kernel instead (nbclient,
-    in-kernel scoring: no corpus entry uses magics today).
+    (`gradekit/untrusted/bridge.py`); values cross as data, so the two sides need not share a Python or torch
+    version. After each of the lab's cells the judge runs the cell's trusted source, test cells whole, calling
+    the student's functions in the child; a test cell's points are its verdict. A child that outlives the
+    per-entry timeout is killed; a server that dies is started again. Two workers share the entries.
+    Notebooks with IPython magics (`%`/`!` lines) go through a Jupyter kernel of the runtime instead
+    (nbclient, in-kernel scoring: no corpus entry uses magics today).
 fidelity sample (per lab: first wheat, first chaff, every entry marked `[full]`)
     Submitted to a scratch nbgrader course and graded with `gradekit grade` (sandbox, judge,
     nbgrader's scoring), twice. Points per test cell must equal fast mode's in both runs; the
     chaff's error output in the autograded notebook is checked like fast mode's.
 
-Measured on this machine (2 cores shared with other jobs, load average ~10, so CPU seconds are
-the meaningful numbers): fast mode costs 0.23 s CPU per lab1 entry, 1.8-1.9 s per lab2/lab3
-entry (their training tests dominate), 1.06 s on average, 253 s CPU for all 239 entries, plus
-~8 s CPU of imports per worker. One plain `nbgrader autograde` of a lab1 entry costs 7.6 s
-CPU (26 s wall under that load; 8 s wall on the tiny synthetic lab at lower load): kernel
-start, fresh torch/sklearn import and gradebook writes for every notebook, 30x fast mode's
-0.24 s. Grading all 239 entries that way would take ~30 minutes of CPU; fast mode gives
-the same points (the fidelity sample checks it on every run) at a fraction of the cost.
+Measured on this machine (2 cores shared with other jobs, so CPU seconds are the meaningful
+numbers): fast mode costs 0.7 s CPU per lab1 entry, 0.65 s per lab3 entry and 0.45 s per lab2
+entry, the student's child (~0.3 s) and the judge together, plus ~2.5 s wall per worker for the
+server's imports. One plain `nbgrader autograde` of a lab1 entry costs 7.6 s CPU (26 s wall under
+load): kernel start, fresh torch/sklearn import and gradebook writes for every notebook, 10x fast
+mode. Grading all the entries that way would take ~30 minutes of CPU; fast mode gives the same
+points (the fidelity sample checks it on every run) at a fraction of the cost.
 (`python -m gradekit corpus` prints the numbers measured on the current corpora.)
 """
 
@@ -73,8 +75,8 @@ from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.status import Status
 from gradekit.grading.run import grade_lab
 from gradekit.judge.judge import ChannelClosed, Judge
+from gradekit.sandbox.runtime import KernelRuntime, course_runtime, write_kernelspec
 from gradekit.sandbox.settings import Limits
-from gradekit.untrusted.bridge import Bridge
 
 CORPUS_ROOT = REPO_ROOT / "tests" / "corpus"
 MIN_WHEATS = 3
@@ -242,76 +244,13 @@ def score_cell(max_points: float, error: tuple[str, str] | None, stderr: str,
 
 
 def _import_heavy_modules() -> None:
-    """What every lab imports, loaded once per worker so that forked children start warm."""
-    import warnings
+    """The judge's side of a worker: torch on one thread (two workers share the machine's cores).
 
-    warnings.simplefilter("ignore")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import seaborn  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.metrics  # noqa: F401
-    import sklearn.model_selection  # noqa: F401
-    import sklearn.preprocessing  # noqa: F401
+    The student's side imports the labs' modules in its own server (`gradekit/untrusted/corpus_student.py`);
+    the judge imports what the lab's locked cells import when it runs them."""
     import torch
-    import torch.nn.functional  # noqa: F401
 
-    # One thread and no parallel op in the parent: OpenMP/MKL pools do not survive fork().
     torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
-
-
-def _display(*objects, **_kwargs) -> None:
-    """IPython's `display` builtin, reduced to printing (the output does not affect grades)."""
-    for obj in objects:
-        print(repr(obj))
-
-
-def _split_last_expression(source: str):
-    """Compile a cell like IPython: statements, then the last bare expression evaluated for display."""
-    tree = ast.parse(source)
-    last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
-        last = ast.Expression(tree.body.pop().value)
-    body = compile(tree, "<cell>", "exec")
-    return body, (compile(last, "<cell>", "eval") if last is not None else None)
-
-
-def _run_cell(source: str, namespace: dict) -> tuple[tuple[str, str] | None, str, str | None]:
-    """Execute one cell; return (error, stderr text, repr of the displayed result)."""
-    import io
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    fd_err = tempfile.TemporaryFile()
-    fd_out = tempfile.TemporaryFile()
-    saved = os.dup(1), os.dup(2)
-    sys.stdout.flush(), sys.stderr.flush()
-    os.dup2(fd_out.fileno(), 1), os.dup2(fd_err.fileno(), 2)
-    real = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = stdout, stderr
-    error, shown = None, None
-    try:
-        body, last = _split_last_expression(source)
-        exec(body, namespace)
-        if last is not None:
-            value = eval(last, namespace)
-            if value is not None:
-                shown = repr(value)
-    except BaseException as exc:  # noqa: B036 - like a kernel, every exception is a cell error
-        error = (type(exc).__name__, str(exc))
-    finally:
-        sys.stdout, sys.stderr = real
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        os.close(saved[0]), os.close(saved[1])
-    fd_err.seek(0)
-    low_level = fd_err.read().decode(errors="replace")
-    fd_err.close(), fd_out.close()
-    return error, stderr.getvalue() + low_level, shown
 
 
 def judged_program(cells: list[dict]) -> dict[str, str]:
@@ -320,104 +259,219 @@ def judged_program(cells: list[dict]) -> dict[str, str]:
             if c["grade_id"] and (c["is_test"] or c.get("is_locked")) and not c["is_answer"]}
 
 
-def _serve_student_side(cells: list[dict], commands, replies) -> None:
-    """The forked child: the student's process. Runs cells (hidden tests removed) and answers the judge."""
-    import builtins
+UNTRUSTED_DIR = Path(__file__).resolve().parents[1] / "untrusted"  # the only gradekit code on the student's path
+SERVER_START_TIMEOUT = 300.0  # seconds for the server's imports (Colab's CUDA torch, cold caches, a loaded machine)
+EXIT_GRACE = 30.0  # seconds for an ended or killed child to be reaped and reported by the server
 
 
-    os.environ.update({k: v for k, v in GRADER_ENV.items() if k != "MPLBACKEND"})
-    # `In`: the cells run so far, as IPython keeps them (the checks cell's `answer_code` reads it).
-    namespace = {"__name__": "__main__", "__builtins__": builtins, "display": _display, "In": [""]}
-    bridge = Bridge(namespace)
-    for line in commands:
-        command = json.loads(line)
-        if command["op"] == "cell":
-            cell = cells[command["index"]]
-            # The kernel's source (hidden tests removed with the lab's delimiters, `code_cells`); a cell
-            # built by hand without one is stripped with nbgrader's default delimiters.
-            source = cell.get("kernel_source") or NBGRADER_DEFAULTS.strip_hidden(cell["source"])
-            if isinstance(namespace.get("In"), list):
-                namespace["In"].append(source)
-            started = time.perf_counter()
-            error, stderr, _ = _run_cell(source, namespace)
-            reply = {"error": error, "stderr": stderr[-2000:], "seconds": time.perf_counter() - started}
-        elif command["op"] == "bridge":
-            reply = {"reply": bridge.serve(command["request"])}
-        else:
-            return
-        replies.write(json.dumps(reply) + "\n")
-        replies.flush()
+class _Lines:
+    """JSON lines from the server's reply pipe, read with os.read under a deadline (a buffered reader would
+    hide lines from select)."""
 
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending = fd, b""
 
-class _Child:
-    """The parent's end of the forked student process: one JSON line per command, under a deadline."""
-
-    def __init__(self, pid: int, commands_fd: int, replies_fd: int, deadline: float) -> None:
-        self.pid, self.deadline = pid, deadline
-        self.commands = os.fdopen(commands_fd, "w")
-        self.replies_fd = replies_fd
-        self.replies = os.fdopen(replies_fd, "r")
-
-    def exchange(self, command: dict) -> dict:
+    def next(self, deadline: float) -> dict | None:
+        """The next non-empty line's JSON object; None for a line that is not one (a reply cut short by a kill)."""
         import select
 
+        while True:
+            parts = [self.pending]
+            while b"\n" not in parts[-1]:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                    self.pending = b"".join(parts)
+                    raise ChannelClosed("timed out", "timeout: still running")
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    self.pending = b""
+                    raise ChannelClosed("crashed", "the student's server died")
+                parts.append(chunk)
+            line, _, self.pending = b"".join(parts).partition(b"\n")
+            if not line.strip():  # the newline the server writes before an exit line
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                return None
+            return message if isinstance(message, dict) else None
 
+
+class StudentServer:
+    """The worker's end of the student's side: `gradekit/untrusted/corpus_student.py` in the kernel runtime.
+
+    One server per worker, started on first use; a fresh child of it per entry (`begin`, `exchange`, `finish`).
+    A server that dies (a student's process can kill its parent) is stopped and started again for the next
+    entry."""
+
+    def __init__(self, runtime: KernelRuntime) -> None:
+        self.runtime = runtime
+        self.process: subprocess.Popen | None = None
+        self.child: int | None = None  # the current entry's child, from its ready line
+        self.exit: dict | None = None  # the server's exit line for it
+
+    def start(self) -> None:
+        commands_read, commands_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        env = {**os.environ, **GRADER_ENV, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "PYTHONPATH": str(UNTRUSTED_DIR)}
         try:
-            self.commands.write(json.dumps(command) + "\n")
-            self.commands.flush()
-        except (BrokenPipeError, OSError) as error:
-            raise ChannelClosed("crashed", "the student's process died") from error
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0 or not select.select([self.replies_fd], [], [], remaining)[0]:
-            raise ChannelClosed("timed out", "timeout: still running")
-        line = self.replies.readline()
-        if not line:
-            raise ChannelClosed("crashed", "the student's process died")
-        return json.loads(line)
+            self.process = subprocess.Popen(
+                [self.runtime.python, str(UNTRUSTED_DIR / "corpus_student.py"), str(commands_read),
+                 str(replies_write)], pass_fds=(commands_read, replies_write), env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL)
+        except BaseException:
+            os.close(commands_write), os.close(replies_read)
+            raise
+        finally:  # the server's ends: a pipe it alone holds reads as closed when it dies
+            os.close(commands_read), os.close(replies_write)
+        self.commands_fd, self.lines = commands_write, _Lines(replies_read)
+        # Non-blocking writes: a child that dies half-way through a long command leaves the pipe full, and
+        # the server's exit line must still be read.
+        os.set_blocking(commands_write, False)
+        try:
+            ready = self.lines.next(time.monotonic() + SERVER_START_TIMEOUT)
+        except ChannelClosed as closed:
+            self.stop()
+            raise RuntimeError(f"the student's server ({self.runtime.label}) did not start: {closed.reason}") from None
+        if not ready or "server" not in ready:
+            self.stop()
+            raise RuntimeError(f"the student's server ({self.runtime.label}) said {ready!r}")
 
-    def close(self) -> None:
+    def ensure_running(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.stop()  # died between entries: close its pipes
+        self.start()
+
+    def stop(self) -> None:
         import signal
 
-        for stream in (self.commands, self.replies):
+        if self.process is None:
+            return
+        for pid in ([self.child] if self.child is not None and self.exit is None else []) + [self.process.pid]:
             try:
-                stream.close()
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for fd in (self.commands_fd, self.lines.fd):
+            try:
+                os.close(fd)
             except OSError:
                 pass
+        self.process.wait()
+        self.process = None
+
+    def _write(self, message: dict, deadline: float, newline_first: bool = False) -> None:
+        import select
+
+        view = memoryview((b"\n" if newline_first else b"") + json.dumps(message).encode() + b"\n")
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChannelClosed("timed out", "timeout: still running")
+            readable, writable, _ = select.select([self.lines.fd], [self.commands_fd], [], remaining)
+            if readable:  # the server's exit line (the child died), or its end: the next read says which
+                return
+            if writable:
+                try:
+                    view = view[os.write(self.commands_fd, view):]
+                except BlockingIOError:
+                    continue
+                except OSError as error:
+                    raise ChannelClosed("crashed", "the student's server died") from error
+
+    def _reply(self, deadline: float) -> dict:
+        message = self.lines.next(deadline)
+        if message is None:
+            raise ChannelClosed("crashed", "the student's process sent an unreadable reply")
+        if "exited" in message:
+            self.exit = message
+            raise ChannelClosed("crashed", "the student's process died")
+        return message
+
+    def _read_to_exit(self, deadline: float) -> None:
+        """Skip what the child wrote (replies a killed child left, whole or cut short) up to the exit line."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            while self.exit is None:
+                message = self.lines.next(deadline)
+                if message is not None and "exited" in message:
+                    self.exit = message
+        except ChannelClosed:
             pass
 
+    def begin(self, sources: list[str], cwd: str, deadline: float) -> None:
+        """Fork the entry's child: it runs `sources` (the code cells as the kernel gets them) in `cwd`."""
+        self.child, self.exit = None, None
+        # A newline first: a command a killed child left half read ends there, and the server skips it.
+        self._write({"op": "entry", "cells": sources, "cwd": cwd}, deadline, newline_first=True)
+        ready = self._reply(deadline)
+        if not isinstance(ready.get("ready"), int):
+            raise ChannelClosed("crashed", "the student's process did not start")
+        self.child = ready["ready"]
 
-def fork_and_grade(cells: list[dict], timeout: float) -> dict:
-    """Grade one submission: a forked child is the student's process, this process is the judge.
+    def exchange(self, command: dict, deadline: float) -> dict:
+        self._write(command, deadline)
+        return self._reply(deadline)
 
-    The child shares the parent's imported modules copy-on-write; it runs every code cell in order
-    with the hidden tests removed and answers the judge's requests (`gradekit.untrusted.bridge`).
-    After each of the lab's cells the judge (`gradekit.judge.judge`) runs that cell's trusted source here,
-    calling the student's functions in the child; a test cell's points are the judge's verdict,
-    exactly as in `gradekit grade`."""
+    def finish(self, kill: bool) -> float | None:
+        """End the entry's child (ask it, or kill it by pid) and read up to the server's exit line: the child's
+        CPU seconds; None if the server is gone or stuck (then it is stopped, and started for the next entry)."""
+        import signal
 
+        if self.exit is None and self.child is not None and not kill:
+            try:
+                self._write({"op": "end"}, time.monotonic() + EXIT_GRACE)
+            except ChannelClosed:
+                pass
+            self._read_to_exit(time.monotonic() + EXIT_GRACE)
+        if self.exit is None and self.child is not None:
+            try:
+                os.kill(self.child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._read_to_exit(time.monotonic() + EXIT_GRACE)
+        if self.exit is None:
+            self.stop()
+            return None
+        return float(self.exit.get("cpu", 0.0))
+
+
+_default_server: StudentServer | None = None
+
+
+def _server_of_this_process() -> StudentServer:
+    """One server for the `fork_and_grade` calls made without one (tests, lecture_paste), stopped at exit."""
+    global _default_server
+    if _default_server is None:
+        import atexit
+
+        _default_server = StudentServer(course_runtime(REPO_ROOT))
+        atexit.register(_default_server.stop)
+    return _default_server
+
+
+def fork_and_grade(cells: list[dict], timeout: float, server: StudentServer | None = None) -> dict:
+    """Grade one submission: a child of the student's server is the student's process, this process is the judge.
+
+    The child starts from the server's imported modules (copy-on-write) in the kernel runtime; it runs every
+    code cell in order with the hidden tests removed and answers the judge's requests
+    (`gradekit.untrusted.bridge`). After each of the lab's cells the judge (`gradekit.judge.judge`) runs that
+    cell's trusted source here, calling the student's functions in the child; a test cell's points are the
+    judge's verdict, exactly as in `gradekit grade`."""
+
+    server = server or _server_of_this_process()
+    server.ensure_running()
     program = judged_program(cells)
-    commands_read, commands_write = os.pipe()
-    replies_read, replies_write = os.pipe()
+    # What the kernel gets: hidden tests removed (with the lab's delimiters, `code_cells`; a cell built by
+    # hand without a kernel_source with nbgrader's defaults). The hidden tests never reach the student's side.
+    sources = [c.get("kernel_source") or NBGRADER_DEFAULTS.strip_hidden(c["source"]) for c in cells]
     scratch = tempfile.mkdtemp(prefix="corpus-entry-")
-    sys.stdout.flush(), sys.stderr.flush()
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # child: never return into the caller
-        os.close(commands_write), os.close(replies_read)
-        try:
-            os.chdir(scratch)
-            with os.fdopen(commands_read, "r") as commands, os.fdopen(replies_write, "w") as replies:
-                _serve_student_side(cells, commands, replies)
-        finally:
-            os._exit(0)
-    os.close(commands_read), os.close(replies_write)
-    child = _Child(pid, commands_write, replies_read, time.monotonic() + timeout)
+    started, judge_cpu = time.perf_counter(), time.process_time()
+    deadline = time.monotonic() + timeout
 
     def send(message: dict) -> dict:
-        reply = child.exchange({"op": "bridge", "request": json.dumps(message)})
+        reply = server.exchange({"op": "bridge", "request": json.dumps(message)}, deadline)
         try:
             answer = json.loads(reply["reply"])
         except (KeyError, TypeError, ValueError, RecursionError):
@@ -425,13 +479,16 @@ def fork_and_grade(cells: list[dict], timeout: float) -> dict:
         return answer if isinstance(answer, dict) else {
             "error": {"type": "BridgeError", "message": "the kernel's answer could not be read"}}
 
+    # Student code that only the runtime's Python can parse (3.12+ syntax) is parsed there for the "by hand" checks.
     judge = Judge(send, program, student_code(
         {"cell_type": "code", "source": c["source"],
-         "metadata": {"nbgrader": {"grade": c["is_test"], "locked": c.get("is_locked", False)}}} for c in cells))
+         "metadata": {"nbgrader": {"grade": c["is_test"], "locked": c.get("is_locked", False)}}} for c in cells),
+        runtime_python=server.runtime.python)
     results, slowest, crash = [], (0.0, -1), None
     try:
+        server.begin(sources, scratch, deadline)
         for index, cell in enumerate(cells):
-            reply = child.exchange({"op": "cell", "index": index})
+            reply = server.exchange({"op": "cell", "index": index}, deadline)
             slowest = max(slowest, (float(reply.get("seconds", 0.0)), index))
             if cell["grade_id"] in program:
                 verdict = judge.run(cell["grade_id"], cell["is_test"])
@@ -444,21 +501,23 @@ def fork_and_grade(cells: list[dict], timeout: float) -> dict:
     except ChannelClosed as closed:
         crash = f"timeout: still running after {timeout:g} s" if closed.status == "timed out" else closed.reason
     finally:
-        child.close()
-        _, status, usage = os.wait4(pid, 0)
+        child_cpu = server.finish(kill=crash is not None)
         shutil.rmtree(scratch, ignore_errors=True)
+    if child_cpu is None:
+        crash, child_cpu = crash or "the student's server died", 0.0
     # CPU time of the child and the judge: wall time says little on a machine shared with other jobs.
-    times = {"seconds": time.perf_counter() - started, "cpu": usage.ru_utime + usage.ru_stime}
+    times = {"seconds": time.perf_counter() - started, "cpu": child_cpu + time.process_time() - judge_cpu}
     if crash:
         return {"crash": crash, **times}
     return {"cells": results, "slowest_cell": slowest, **times}
 
 
-def kernel_grade(cells: list[dict], timeout: float) -> dict:
-    """Fallback for notebooks with IPython magics: run them in a real kernel, score like nbgrader."""
+def kernel_grade(cells: list[dict], timeout: float, runtime: KernelRuntime | None = None) -> dict:
+    """Fallback for notebooks with IPython magics: run them in a real kernel of the runtime, score like nbgrader."""
     from nbclient import NotebookClient
     from nbgrader.utils import determine_grade
 
+    runtime = runtime or course_runtime(REPO_ROOT)
     nb = nbformat.v4.new_notebook()
     for cell in cells:
         node = nbformat.v4.new_code_cell(cell["source"])
@@ -467,15 +526,17 @@ def kernel_grade(cells: list[dict], timeout: float) -> dict:
                                          "points": cell["points"], "locked": True, "schema_version": 3}
         nb.cells.append(node)
     started = time.perf_counter()
-    saved = {k: os.environ.get(k) for k in GRADER_ENV}
-    os.environ.update(GRADER_ENV)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            NotebookClient(nb, timeout=int(timeout), allow_errors=True, kernel_name="python3",
+    with tempfile.TemporaryDirectory() as scratch, tempfile.TemporaryDirectory() as jupyter_data:
+        kernel_name = write_kernelspec(runtime, Path(jupyter_data))  # found through JUPYTER_PATH
+        environment = {**GRADER_ENV, "JUPYTER_PATH": jupyter_data}
+        saved = {k: os.environ.get(k) for k in environment}
+        os.environ.update(environment)
+        try:
+            NotebookClient(nb, timeout=int(timeout), allow_errors=True, kernel_name=kernel_name,
                            resources={"metadata": {"path": scratch}}).execute()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     results = []
     for node in nb.cells:
         meta = node.metadata.get("nbgrader")
@@ -491,19 +552,24 @@ def kernel_grade(cells: list[dict], timeout: float) -> dict:
 
 
 def worker_main(jobs_path: str, results_path: str) -> None:
-    """A worker process: import once, then fork a child per job; one JSON line per result."""
+    """A worker process: the judge, with one student's server in the kernel runtime; one JSON line per result."""
     jobs = json.loads(Path(jobs_path).read_text())
+    runtime = KernelRuntime.from_dict(jobs["runtime"])
     _import_heavy_modules()
-    with open(results_path, "w") as out:
-        for job in jobs["entries"]:
-            cells = [dict(c) for c in jobs["labs"][job["lab"]]]
-            cells[job["answer_index"]]["source"] = job["source"]
-            if job["kernel"]:
-                result = kernel_grade(cells, job["timeout"])
-            else:
-                result = fork_and_grade(cells, job["timeout"])
-            out.write(json.dumps({"key": job["key"], **result}) + "\n")
-            out.flush()
+    server = StudentServer(runtime)
+    try:
+        with open(results_path, "w") as out:
+            for job in jobs["entries"]:
+                cells = [dict(c) for c in jobs["labs"][job["lab"]]]
+                cells[job["answer_index"]]["source"] = job["source"]
+                if job["kernel"]:
+                    result = kernel_grade(cells, job["timeout"], runtime)
+                else:
+                    result = fork_and_grade(cells, job["timeout"], server)
+                out.write(json.dumps({"key": job["key"], **result}) + "\n")
+                out.flush()
+    finally:
+        server.stop()
 
 
 def answer_index(cells: list[Cell], grade_id: str) -> int | None:
@@ -517,9 +583,12 @@ def baseline_key(lab: str) -> str:
     return f"{lab}/(instructor solution)"
 
 
-def run_fast(labs: list[Lab], entries: list[Entry], workers: int = 2,
-             timeout: float = DEFAULT_TIMEOUT) -> dict[str, dict]:
-    """Grade every entry in fast mode on `workers` processes; results keyed by Entry.key."""
+def run_fast(labs: list[Lab], entries: list[Entry], workers: int = 2, timeout: float = DEFAULT_TIMEOUT,
+             runtime: KernelRuntime | None = None) -> dict[str, dict]:
+    """Grade every entry in fast mode on `workers` processes; results keyed by Entry.key.
+
+    The student's side runs in `runtime` (default: the kit's course runtime, what the students have)."""
+    runtime = runtime or course_runtime(REPO_ROOT)
     lab_cells = {lab.name: [asdict(c) for c in code_cells(lab.notebook(), lab.delimiters)] for lab in labs}
     magic_labs = {name for name, cells in lab_cells.items() if any(uses_magics(c["source"]) for c in cells)}
     jobs, results = [], {}
@@ -546,7 +615,8 @@ def run_fast(labs: list[Lab], entries: list[Entry], workers: int = 2,
         for index in range(workers):
             jobs_path = Path(scratch, f"jobs{index}.json")
             results_path = Path(scratch, f"results{index}.jsonl")
-            jobs_path.write_text(json.dumps({"labs": lab_cells, "entries": jobs[index::workers]}))
+            jobs_path.write_text(json.dumps({"labs": lab_cells, "entries": jobs[index::workers],
+                                             "runtime": runtime.to_dict()}))
             command = [sys.executable, "-c",
                        "import sys; from gradekit.proof.corpus import worker_main; worker_main(*sys.argv[1:])",
                        str(jobs_path), str(results_path)]
@@ -578,7 +648,7 @@ class EntryReport:
     seconds: float
     verdict: str = ""
     problems: list[str] = field(default_factory=list)
-    cpu: float = 0.0  # CPU seconds of the forked child
+    cpu: float = 0.0  # CPU seconds of the entry's student process and of the judge
 
     @property
     def ok(self) -> bool:
@@ -683,10 +753,12 @@ def baseline_errors(result: dict) -> list[str]:
             for c in result["cells"] if c["points"] < c["max_points"]]
 
 
-def grade_labs(labs: list[Lab], workers: int = 2, timeout: float = DEFAULT_TIMEOUT) -> list[LabReport]:
-    """Fast-mode grading and verdicts for every entry of every lab."""
+def grade_labs(labs: list[Lab], workers: int = 2, timeout: float = DEFAULT_TIMEOUT,
+               runtime: KernelRuntime | None = None) -> list[LabReport]:
+    """Fast-mode grading and verdicts for every entry of every lab (student code in `runtime`, by default the
+    kit's course runtime)."""
     entries_by_lab = {lab.name: discover_entries(lab) for lab in labs}
-    raw = run_fast(labs, [e for entries in entries_by_lab.values() for e in entries], workers, timeout)
+    raw = run_fast(labs, [e for entries in entries_by_lab.values() for e in entries], workers, timeout, runtime)
     reports = []
     for lab in labs:
         nb = lab.notebook()

@@ -148,13 +148,22 @@ def print_score_table(statuses: dict[str, dict[str, StudentStatus]]) -> None:
         print(row)
 
 
-def demo_problems(statuses: dict[str, dict[str, StudentStatus]]) -> list[str]:
-    """What the demo class must show; anything else means the pipeline is broken."""
+def autograded_points(course: Course, lab: str) -> float:
+    """The points of the lab's autograded test cells (its written answers, graded by hand, apart)."""
+    with course.open_gradebook() as gradebook:
+        return sum(cell.max_score for notebook in gradebook.find_assignment(lab).notebooks
+                   for cell in notebook.grade_cells if cell.cell_type == "code")
+
+
+def demo_problems(statuses: dict[str, dict[str, StudentStatus]], autograded: dict[str, float]) -> list[str]:
+    """What the demo class must show; anything else means the pipeline is broken. `autograded`: each lab's
+    autograded points, all of which the instructor's solution (ada) must get."""
     problems = []
     for lab, status in statuses.items():
         ada, cora = status["ada"], status["cora"]
         expectations = {
-            "ada is graded with all autograded points": ada.status == Status.GRADED and ada.score > 0,
+            f"ada is graded with all {autograded[lab]:g} autograded points": ada.status == Status.GRADED
+            and ada.score == autograded[lab],
             "blank scores 0": status["blank"].score == 0,
             "bob loses points but keeps some": 0 < status["bob"].score < ada.score,
             "cora (Colab round trip) is repaired and scores like ada": cora.score == ada.score

@@ -19,12 +19,12 @@ import itertools
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from gradekit.sandbox.runtime import KernelRuntime
 from gradekit.sandbox.settings import Limits
 
 UNTRUSTED_DIR = Path(__file__).resolve().parents[1] / "untrusted"  # what runs in the student's process, nothing else
@@ -89,9 +89,14 @@ def _release_uid(uid: int, lock_fd: int) -> None:
     os.close(lock_fd)
 
 
-def _limit_setter(limits: Limits):
+def address_space(limits: Limits, runtime: KernelRuntime) -> int:
+    """RLIMIT_AS of a kernel's process, bytes: what the runtime's imports map, plus the notebook's own share."""
+    return (runtime.import_mb + limits.memory_mb) * 1024 * 1024
+
+
+def _limit_setter(limits: Limits, runtime: KernelRuntime):
     cpu = int(limits.cpu_seconds or limits.timeout) + 5
-    memory = limits.memory_mb * 1024 * 1024
+    memory = address_space(limits, runtime)
     fsize = limits.file_size_mb * 1024 * 1024
 
     def apply() -> None:  # runs in the child between fork and exec
@@ -114,6 +119,10 @@ def _environment(home: str, venv_bin: str, code_dir: str, threads: int | None = 
         "PYTHONPATH": code_dir,
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
+        # The sandbox's uid has no passwd entry: without a name in the environment `getpass.getuser()` fails,
+        # and torch 2.11 (Colab's) calls it for its compile cache on the first optimizer step.
+        "USER": "student",
+        "LOGNAME": "student",
         "LANG": "C.UTF-8",
         "NBGRADER_EXECUTION": "autograde",
         "PYTHONWARNINGS": "ignore",
@@ -135,9 +144,12 @@ def _parent_dirs(paths: list[str]) -> list[str]:
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE")
 
 
-def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spool: Path | None = None) -> list[str]:
+def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spool: Path | None = None,
+                   runtime: KernelRuntime | None = None) -> list[str]:
     """The sandbox of one student (`workdir`), or with `spool` the zygote's: the same view of the system, plus
-    the grader's run directories read-only at /spool and the capabilities to build a sandbox per student."""
+    the grader's run directories read-only at /spool and the capabilities to build a sandbox per student.
+    `runtime`: the Python environment the kernel runs in (default: the grader's)."""
+    runtime = runtime or KernelRuntime.grader()
     command = [bwrap_path() or "bwrap"]
     if spool is not None:
         for capability in ZYGOTE_CAPS:
@@ -166,11 +178,11 @@ def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spo
     command += ["--proc", "/proc", "--dev", "/dev", "--size", str(256 * 1024 * 1024), "--tmpfs", "/tmp"]
     if Path("/sys/devices/system/cpu").is_dir():  # torch reads the CPU topology
         command += ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
-    # Only the Python installation and the venv of the repository, read-only: the rest of the
+    # Only the kernel runtime's Python installation and environment, read-only: the rest of the
     # repository (the course) and /root do not exist in the sandbox.
-    command += _parent_dirs([sys.base_prefix, sys.prefix, SANDBOX_CODE_DIR])
-    command += ["--ro-bind", sys.base_prefix, sys.base_prefix,
-                "--ro-bind", sys.prefix, sys.prefix,
+    command += _parent_dirs([runtime.base_prefix, runtime.prefix, SANDBOX_CODE_DIR])
+    command += ["--ro-bind", runtime.base_prefix, runtime.base_prefix,
+                "--ro-bind", runtime.prefix, runtime.prefix,
                 "--ro-bind", str(UNTRUSTED_DIR), SANDBOX_CODE_DIR]
     if spool is not None:
         command += ["--ro-bind", str(spool), ZYGOTE_SPOOL, "--dir", SANDBOX_WORKDIR, "--dir", "/.gradekit-tmp",
@@ -182,9 +194,9 @@ def _bwrap_command(workdir: Path | None, env: dict[str, str], as_root: bool, spo
     return command
 
 
-def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
+def _rlimits(limits: Limits, runtime: KernelRuntime) -> dict[str, tuple[int, int]]:
     """The per-process limits of `_limit_setter`, as data for the zygote's children."""
     cpu = int(limits.cpu_seconds or limits.timeout) + 5
-    memory, fsize = limits.memory_mb * 1024 * 1024, limits.file_size_mb * 1024 * 1024
+    memory, fsize = address_space(limits, runtime), limits.file_size_mb * 1024 * 1024
     return {"RLIMIT_CPU": (cpu, cpu + 5), "RLIMIT_AS": (memory, memory), "RLIMIT_FSIZE": (fsize, fsize),
             "RLIMIT_CORE": (0, 0), "RLIMIT_NPROC": (limits.processes, limits.processes)}

@@ -20,7 +20,6 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from gradekit.sandbox.bwrap import (
     _limit_setter,
 )
 from gradekit.sandbox.limits import SandboxGroup, mount_workdir, unmount_workdir
+from gradekit.sandbox.runtime import KernelRuntime
 from gradekit.sandbox.settings import Limits
 
 EXECUTOR_SCRIPT = UNTRUSTED_DIR / "execute.py"
@@ -47,6 +47,7 @@ MAX_RESULT_BYTES = 256 * 1024 * 1024  # all that one submission may send back
 MAX_EVENT_BYTES = 32 * 1024 * 1024  # one cell's outputs or one answer of the bridge
 SANDBOX_STOPPED = 70  # the sandbox's own init failed (untrusted/zygote.py): its machinery, not the notebook
 STARTUP_TIMEOUT = 120.0  # kernel start and warm imports, before the notebook's own clock starts
+IMPORTS_FAILED = "the lab's imports failed in the sandbox"  # the lab needs what the kernel runtime lacks
 WATCHDOG_GRACE = 5.0  # past the notebook's deadline, its sandbox is killed wherever the grader's thread is
 
 
@@ -96,9 +97,11 @@ class RunningExecutor:
     _watchdog: threading.Timer | None = None
 
     def __init__(self, workdir: Path, limits: Limits, sandboxed: bool, warm_modules: list[str],
-                 execute_settings: dict) -> None:
+                 execute_settings: dict, runtime: KernelRuntime | None = None) -> None:
+        runtime = runtime or KernelRuntime.grader()
         self.workdir = workdir
         self.limits = limits
+        self.runtime = runtime  # the environment its kernel runs in
         self.sandboxed = sandboxed
         self.events: queue.Queue = queue.Queue()
         self._cleanup_lock, self._cleaned = threading.Lock(), False
@@ -117,18 +120,18 @@ class RunningExecutor:
         cwd = SANDBOX_WORKDIR if sandboxed else str(workdir)
         settings = {"result_fd": write_end, "cwd": cwd, "warm_modules": warm_modules,
                     "execute": execute_settings, "uid": uid}
-        python = str(Path(sys.prefix, "bin", "python"))
+        python = runtime.python
         executor = SANDBOX_EXECUTOR if sandboxed else str(EXECUTOR_SCRIPT)
         if sandboxed:
-            env = _environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, limits.threads)
-            command = [*_bwrap_command(workdir, env, as_root), python, executor, json.dumps(settings)]
+            env = _environment("/tmp", runtime.bin, SANDBOX_CODE_DIR, limits.threads)
+            command = [*_bwrap_command(workdir, env, as_root, runtime=runtime), python, executor, json.dumps(settings)]
             popen_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         else:
             home = workdir.with_suffix(".home")
             home.mkdir()
             command = [python, executor, json.dumps(settings)]
-            popen_env = _environment(str(home), str(Path(sys.prefix, "bin")), str(UNTRUSTED_DIR), limits.threads)
-        join_group, set_limits = (self.group.join_fn() if self.group else None), _limit_setter(limits)
+            popen_env = _environment(str(home), runtime.bin, str(UNTRUSTED_DIR), limits.threads)
+        join_group, set_limits = (self.group.join_fn() if self.group else None), _limit_setter(limits, runtime)
 
         def preexec() -> None:  # in the child, before exec: into the cgroup first, then the rlimits
             if join_group:
@@ -214,7 +217,7 @@ class RunningExecutor:
                                                    if self._log_tail().strip() else "")
         failed = event.get("failed_imports")
         if isinstance(failed, list) and failed:
-            return f"the lab's imports failed in the sandbox: {', '.join(str(f)[:60] for f in failed[:5])}"
+            return f"{IMPORTS_FAILED}: {', '.join(str(f)[:60] for f in failed[:5])}"
         return None
 
     def warm(self) -> None:

@@ -12,7 +12,6 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,20 +24,22 @@ from gradekit.sandbox.bwrap import (
     _bwrap_command,
     _environment,
     _rlimits,
+    address_space,
     processes_of_uid,
 )
-from gradekit.sandbox.executors import STARTUP_TIMEOUT, TOO_MUCH_OUTPUT, RunningExecutor, capped_lines
+from gradekit.sandbox.executors import IMPORTS_FAILED, STARTUP_TIMEOUT, TOO_MUCH_OUTPUT, RunningExecutor, capped_lines
 from gradekit.sandbox.limits import SandboxGroup
 from gradekit.sandbox.pipes import write_within
+from gradekit.sandbox.runtime import KernelRuntime
 from gradekit.sandbox.settings import Limits
 
 ZYGOTE_SCRIPT = f"{SANDBOX_CODE_DIR}/zygote.py"
 
 
-def _zygote_limits(limits: Limits) -> None:
+def _zygote_limits(limits: Limits, runtime: KernelRuntime) -> None:
     """The zygote imports under the students' address-space limit (its forks inherit its mappings:
     the lab's imports must fit, as in a cold sandbox); no core dumps."""
-    memory = limits.memory_mb * 1024 * 1024
+    memory = address_space(limits, runtime)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -51,7 +52,9 @@ class Zygote:
     capabilities to build one; it never runs student code. One per grading machine and run: the
     imports (~4 s of CPU) are paid once, not per student."""
 
-    def __init__(self, spool: Path, warm_modules: list[str], limits: Limits) -> None:
+    def __init__(self, spool: Path, warm_modules: list[str], limits: Limits,
+                 runtime: KernelRuntime | None = None) -> None:
+        runtime = self.runtime = runtime or KernelRuntime.grader()
         self.log_path = spool.with_name("zygote.log")
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
@@ -59,16 +62,16 @@ class Zygote:
         self._ready = threading.Event()
         self._problem: str | None = "the fork server did not start"
         self.seconds: float | None = None  # what its imports took
-        env = {**_environment("/tmp", str(Path(sys.prefix, "bin")), SANDBOX_CODE_DIR, limits.threads),
+        env = {**_environment("/tmp", runtime.bin, SANDBOX_CODE_DIR, limits.threads),
                "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # as the kernel will set it
         settings = {"control_fd": theirs.fileno(), "warm_modules": warm_modules}
-        command = [*_bwrap_command(None, env, True, spool=spool), str(Path(sys.prefix, "bin", "python")),
+        command = [*_bwrap_command(None, env, True, spool=spool, runtime=runtime), runtime.python,
                    ZYGOTE_SCRIPT, json.dumps(settings)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=[theirs.fileno()],
                 start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                preexec_fn=lambda: _zygote_limits(limits))
+                preexec_fn=lambda: _zygote_limits(limits, runtime))
         theirs.close()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -86,7 +89,7 @@ class Zygote:
                 continue
             if event.get("event") == "ready":
                 failed = event.get("failed_imports") or []
-                self._problem = (f"the lab's imports failed in the sandbox: {', '.join(map(str, failed[:5]))}"
+                self._problem = (f"{IMPORTS_FAILED}: {', '.join(map(str, failed[:5]))}"
                                  if failed else None)
                 self.seconds = event.get("seconds")
                 self._ready.set()
@@ -160,6 +163,7 @@ class ForkedExecutor(RunningExecutor):
 
     def __init__(self, zygote: Zygote, workdir: Path, limits: Limits, execute_settings: dict) -> None:
         self.zygote, self.workdir, self.limits, self.sandboxed = zygote, workdir, limits, True
+        self.runtime = zygote.runtime
         self.execute_settings = execute_settings
         self.events = queue.Queue()
         self._cleanup_lock, self._cleaned = threading.Lock(), False
@@ -206,7 +210,8 @@ class ForkedExecutor(RunningExecutor):
         self._channel = os.fdopen(requests_write, "wb", buffering=0)
         self._replies: queue.Queue = queue.Queue()
         request = {"op": "spawn", "id": f"{os.getpid()}-{next(self._ids)}", "run": self.workdir.name,
-                   "uid": self.uid, "limits": _rlimits(self.limits), "disk_mb": self.limits.disk_mb, "tmp_mb": 256,
+                   "uid": self.uid, "limits": _rlimits(self.limits, self.zygote.runtime),
+                   "disk_mb": self.limits.disk_mb, "tmp_mb": 256,
                    "settings": {"cwd": SANDBOX_WORKDIR, "execute": self.execute_settings}}
         try:
             problem = self.zygote.spawn(request, [commands_read, results_write, log, requests_read, replies_write,

@@ -12,6 +12,7 @@ from pathlib import Path
 from gradekit.sandbox import bwrap  # bwrap_path looked up on the module: a test may replace it there
 from gradekit.sandbox.executors import RunningExecutor
 from gradekit.sandbox.forked import ForkedExecutor, Zygote
+from gradekit.sandbox.runtime import KernelRuntime
 from gradekit.sandbox.settings import Limits
 
 
@@ -26,8 +27,10 @@ class Sandbox:
     execute_settings: dict = field(default_factory=dict)
 
     fork: bool = True  # a zygote forks each sandbox (sandboxed, as root); else each starts cold
+    runtime: KernelRuntime | None = None  # the environment the kernels run in (default: the grader's)
 
     def __post_init__(self) -> None:
+        self.runtime = self.runtime or KernelRuntime.grader()
         self.sandboxed = self.sandboxed and bwrap.bwrap_path() is not None
         self.fork = self.fork and self.sandboxed and os.geteuid() == 0
         self._counter = itertools.count()
@@ -41,7 +44,7 @@ class Sandbox:
                 self._zygote.close()  # killed from outside: its notebooks run again, from a new one
                 self._zygote = None
             if self.fork and self._zygote is None:
-                self._zygote = Zygote(self.scratch, self.warm_modules, self.limits)
+                self._zygote = Zygote(self.scratch, self.warm_modules, self.limits, self.runtime)
 
     def start(self) -> RunningExecutor:
         self.prepare()
@@ -50,7 +53,7 @@ class Sandbox:
         if self.fork:
             return ForkedExecutor(self._zygote, workdir, self.limits, self.execute_settings)
         return RunningExecutor(workdir, self.limits, self.sandboxed, self.warm_modules,
-                               self.execute_settings)
+                               self.execute_settings, self.runtime)
 
     def close(self) -> None:
         """Stop the zygote (the executors it forked are stopped by their own `kill`)."""

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Limits:
     timeout: float = 300.0  # whole notebook, wall-clock seconds
-    memory_mb: int = 4096  # address space per process (torch reserves ~1.5 GB of it at import)
+    # Address space per process for the notebook's own work, beyond what the kernel runtime's imports map
+    # (`KernelRuntime.import_mb`: ~1 GB with the grader's CPU torch, ~4 GB with Colab's CUDA build).
+    memory_mb: int = 3072
     cpu_seconds: int | None = None  # per process; default: the wall timeout
     processes: int = 256  # tasks (processes and threads) of the sandbox's uid, and of its cgroup
     file_size_mb: int = 64
