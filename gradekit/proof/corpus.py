@@ -75,6 +75,7 @@ from gradekit.course.directory import REPO_ROOT, Course
 from gradekit.course.status import Status
 from gradekit.grading.run import grade_lab
 from gradekit.judge.judge import ChannelClosed, Judge
+from gradekit.sandbox.bwrap import UNTRUSTED_DIR  # the only gradekit code on the student's path
 from gradekit.sandbox.runtime import KernelRuntime, course_runtime, write_kernelspec
 from gradekit.sandbox.settings import Limits
 
@@ -259,7 +260,6 @@ def judged_program(cells: list[dict]) -> dict[str, str]:
             if c["grade_id"] and (c["is_test"] or c.get("is_locked")) and not c["is_answer"]}
 
 
-UNTRUSTED_DIR = Path(__file__).resolve().parents[1] / "untrusted"  # the only gradekit code on the student's path
 SERVER_START_TIMEOUT = 300.0  # seconds for the server's imports (Colab's CUDA torch, cold caches, a loaded machine)
 EXIT_GRACE = 30.0  # seconds for an ended or killed child to be reaped and reported by the server
 
