@@ -158,17 +158,6 @@ class KernelRuntime:
                    str(data["python_version"]), str(data.get("torch_version", "")), digest, int(data["import_mb"]))
 
 
-def describe_interpreter(python: str) -> dict:
-    """Ask an interpreter what it is (prefixes, versions): a short subprocess, no heavy import."""
-    script = ("import sys, json\n"
-              "try:\n    from importlib.metadata import version; t = version('torch').split('+')[0]\n"
-              "except Exception:\n    t = ''\n"
-              "print(json.dumps({'prefix': sys.prefix, 'base_prefix': sys.base_prefix, 'torch_version': t,"
-              " 'python_version': '.'.join(map(str, sys.version_info[:3]))}))")
-    done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(done.stdout)
-
-
 KIT_ROOT = Path(__file__).resolve().parents[2]  # the kit's checkout: its runtimes/ serve every course
 
 
