@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 LAB    ?= lab1
 WORKERS ?= 2
 
-.PHONY: setup release demo grade test test-fast bench corpus lint clean
+.PHONY: setup release demo grade serve test test-fast bench corpus lint clean
 
 # The kernel runtime (course.toml [runtime]: Colab's Python and packages) is built once per machine and pins,
 # outside the checkout (`gradekit runtime show` says where); on a machine that has it this is instant.
@@ -41,6 +41,9 @@ demo: setup             ## release the labs and grade a demo class end to end
 
 grade: setup            ## grade submitted/ for LAB into autograded/ and the gradebook
 	$(VENV)/bin/gradekit grade $(LAB) --workers $(WORKERS)
+
+serve: setup            ## keep the course's grader warm for `make grade` (stops after 60 idle minutes)
+	$(VENV)/bin/gradekit serve --detach --workers $(WORKERS)
 
 test: setup lint        ## lint, then the whole test suite (what .ci/run runs)
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=25

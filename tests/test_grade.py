@@ -121,6 +121,7 @@ def test_bench_smoke(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "scores identical in every run" in result.stdout
     assert "speed-up gradekit vs nbgrader" in result.stdout and "one-student regrade (" in result.stdout
+    assert "gradekit served warm by `gradekit serve`" in result.stdout  # the regrade through a warm service too
     assert f"kernel runtime, both graders: {course_runtime(REPO_ROOT).label}" in result.stdout
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gradekit.course import exits
-from gradekit.course.safe_text import terminal_safe
+from gradekit.grading import service_client
 
 # command -> (module, one-line help). Each module has add_arguments(parser) and main(args) -> int.
 COMMANDS = {
@@ -33,10 +33,15 @@ COMMANDS = {
     "publish": ("gradekit.commands.publish", "push the student repository (release notebooks, lectures, Colab badges)"),
     "runtime": ("gradekit.commands.runtime", "build, show or refresh the Python environment notebooks are graded in"),
     "similarity": ("gradekit.commands.similarity", "flag pairs of students whose answers look alike, cell by cell"),
+    "serve": ("gradekit.commands.serve", "keep a course's grader warm between commands: a regrade in seconds"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A course kept warm by `gradekit serve` runs the command there, before anything heavy is imported here.
+    forwarded = service_client.forward(sys.argv[1:] if argv is None else argv)
+    if forwarded is not None:
+        return forwarded
     parser = argparse.ArgumentParser(prog="gradekit", description=(
         "The course kit's instructor commands: release, collect, grade, feedback, report, the LMS round trip, "
         "publish; demo, bench, corpus."))
@@ -76,6 +81,8 @@ def _log(args: argparse.Namespace) -> str:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run one command: user errors and failures become one line and an exit code (see gradekit.course.exits)."""
+    from gradekit.course.safe_text import terminal_safe  # imports nbgrader: not before a command runs here
+
     where = f"gradekit {args.command}"
     try:
         return int(importlib.import_module(args.module_name).main(args) or 0)

@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="processes staging (copy, repair, sanitize) at once (default: one per 8 cores; raise "
                              "it when the notebooks run on a Dask cluster)")
     parser.add_argument("--no-sandbox", action="store_true", help="resource limits only, no bubblewrap")
+    parser.add_argument("--no-serve", action="store_true",
+                        help="run here even when `gradekit serve` keeps the course warm (else it runs there)")
     parser.add_argument("--no-warm", action="store_true",
                         help="start each sandbox cold (its own bwrap and imports) instead of forking it from "
                              "the zygote that imported the lab's modules once")
@@ -104,8 +106,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"{args.lab}: grading {len(students)} student(s) without a current grade", file=sys.stderr)
         before = regrade.snapshot(course.db_url, args.lab)  # what the run may change, before it writes
         run = grade_lab(course, args.lab, args.workers, limits, sandboxed=not args.no_sandbox,
-                        warm=not args.no_warm, students=students, scheduler=args.scheduler,
-                        scorers=args.scorers, stagers=args.stagers)
+                        warm=not args.no_warm, progress=sys.stderr, students=students,
+                        scheduler=args.scheduler, scorers=args.scorers, stagers=args.stagers,
+                        kept_labs=getattr(args, "kept_labs", None))  # set by `gradekit serve`
         moved = regrade.diff(before, regrade.snapshot(course.db_url, args.lab))
         moved_csv = regrade.write_csv(moved, course.lab_reports(args.lab))
     if not run.sandboxed:

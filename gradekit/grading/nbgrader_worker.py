@@ -12,6 +12,10 @@ worker process beside it, so they do not hold up the judge's threads (one interp
 The worker ignores Ctrl-C and SIGTERM: the grader stops sending work and waits for the student in
 hand, so a record is never half written. Protocol: one JSON task per line on stdin, one JSON answer
 per line on the worker's result stream (its original stdout; its own prints go to the log).
+
+`gradekit serve` keeps a lab's workers between runs: a `reset` task makes one forget everything it read
+(the course's config, the release, its gradebook connections) before the next run, so that a kept worker
+works as a new one would, without importing nbgrader again.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ def _serve(course: Course, lab: str, staging: Path, answers) -> None:
     sanitizer = scorer = None
     for line in sys.stdin:
         task = json.loads(line)
+        if task["op"] == "reset":  # a new run of a kept worker: read everything again, as at the start
+            _dispose_engines()
+            config, release_nb, sanitizer, scorer = course.config(), read_release(course, lab), None, None
+            answers.write(json.dumps({"reset": True}) + "\n")
+            answers.flush()
+            continue
         student = task["student"]
         if task["op"] == "stage":
             sanitizer = sanitizer or Sanitizer(config, course, lab, f"sqlite:///{staging / 'gradebook-copy.db'}")
@@ -69,6 +79,16 @@ def _serve(course: Course, lab: str, staging: Path, answers) -> None:
         answers.flush()
 
 
+_engines: dict[tuple, object] = {}
+
+
+def _dispose_engines() -> None:
+    """Close every shared engine's connections and forget the engines (before the gradebook copy is replaced)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+
+
 def _share_engines() -> None:
     """One SQLAlchemy engine per database in this worker, shared by every `Gradebook` nbgrader opens.
 
@@ -78,14 +98,13 @@ def _share_engines() -> None:
     (one thread), and `Gradebook.close()`'s `dispose()` only recycles the shared pool's connections."""
     import nbgrader.api
 
-    engines: dict[tuple, object] = {}
     create_engine = nbgrader.api.create_engine
 
     def shared_engine(url, **options):
         key = (str(url), tuple(sorted(options.items())))
-        if key not in engines:
-            engines[key] = create_engine(url, **options)
-        return engines[key]
+        if key not in _engines:
+            _engines[key] = create_engine(url, **options)
+        return _engines[key]
 
     nbgrader.api.create_engine = shared_engine
 
@@ -123,6 +142,14 @@ class StepsWorker:
     def run(self, task: dict) -> dict:
         with self._lock:
             return self._run(task)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def reset(self) -> None:
+        """Before a new run of a kept worker: it forgets the last run (see the module's docstring)."""
+        self.run({"op": "reset"})
 
     def _run(self, task: dict) -> dict:
         try:

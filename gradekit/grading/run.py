@@ -45,6 +45,7 @@ from gradekit.course.gradebook import private_copy
 from gradekit.course.ledger import tests_digest
 from gradekit.course.safe_text import is_safe_student_id, terminal_safe
 from gradekit.course.status import SCORED, Status, StatusFile, StudentStatus
+from gradekit.grading.kept import OWNER_FILE, STAGING_PREFIX, KeptLabs, LabResources
 from gradekit.grading.nbgrader_worker import Scoring, StepsWorker, WorkerThreads, read_release
 from gradekit.grading.pool import execution_pool
 from gradekit.grading.progress import Progress
@@ -53,7 +54,7 @@ from gradekit.judge.judge import trusted_program
 from gradekit.sandbox import limits as sandbox_limits
 from gradekit.sandbox.executors import IMPORTS_FAILED, ExecutionResult, RunningExecutor
 from gradekit.sandbox.launch import Sandbox
-from gradekit.sandbox.runtime import RuntimeMissing, course_runtime
+from gradekit.sandbox.runtime import KernelRuntime, RuntimeMissing, course_runtime
 from gradekit.sandbox.settings import Limits
 from gradekit.scoring.autograde import record_score
 from gradekit.scoring.hand_grades import settle_lab
@@ -155,10 +156,57 @@ def preflight(sandbox: Sandbox) -> RunningExecutor:
     return executor
 
 
+def plan_resources(config: Config, release_nb: nbformat.NotebookNode | None, runtime: KernelRuntime, workers: int,
+                   limits: Limits, sandboxed: bool, warm: bool, processes: int,
+                   local: bool = True) -> tuple[Limits, dict, tuple]:
+    """What a run opens (`LabResources`): the notebooks' limits, the sandbox's settings, and the key they are a
+    function of (a kept set, `gradekit serve`, serves only a run that would open the same)."""
+    if limits.threads is None and local:  # each notebook its share of this machine's cores
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+    settings = execute_settings(config)
+    modules = warm_modules(release_nb) if release_nb else []
+    sandbox_settings = {"limits": limits, "sandboxed": sandboxed, "execute_settings": settings, "fork": warm,
+                        "warm_modules": modules, "runtime": runtime}
+    key = (runtime.key, tuple(modules), repr(sorted(settings.items())), limits, sandboxed, warm, processes)
+    return limits, sandbox_settings, key
+
+
+def warm_up(course: Course, lab: str, kept_labs: KeptLabs, workers: int | None = None,
+            limits: Limits | None = None) -> str:
+    """Open what `grade LAB` with these settings (default: grade's) would, ready, and keep it in `kept_labs`
+    (`gradekit serve`, before its first command): "" or why not. Reads nothing of a student's."""
+    workers, limits = workers or default_workers(), limits or Limits()
+    release_nb = read_release(course, lab)
+    try:
+        runtime = course_runtime(course.root)
+    except RuntimeMissing as missing:
+        return str(missing)
+    processes = max(check_stagers(None), check_scorers(course, None))
+    limits, sandbox_settings, key = plan_resources(course.config(), release_nb, runtime, workers, limits, True,
+                                                   True, processes)
+    resources = LabResources.open(key, course, lab, sandbox_settings, processes)
+    try:
+        resources.sandbox.prepare()  # both zygotes import at once
+        judge = judges.zygote_for(trusted_program(course.db_url, lab, course.notebook_name(lab)), limits)
+        problem = resources.sandbox.ready() or judge.ready()
+    except BaseException:
+        resources.close()
+        raise
+    if problem:
+        resources.close()
+        return problem
+    kept_labs.give_back(lab, resources, served=False)
+    return ""
+
+
 def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed: bool = True,
               warm: bool = True, progress=sys.stderr, students: list[str] | None = None,
-              scheduler: str | None = None, scorers: int | None = None, stagers: int | None = None) -> GradeRun:
-    """Grade `lab` (every submission, or only `students`); gradebook records are written whole per student."""
+              scheduler: str | None = None, scorers: int | None = None, stagers: int | None = None,
+              kept_labs: KeptLabs | None = None) -> GradeRun:
+    """Grade `lab` (every submission, or only `students`); gradebook records are written whole per student.
+
+    `kept_labs` (`gradekit serve`): the run uses the lab's resources kept warm from an earlier run when they are
+    what it would open, and gives them back after it for the next (`gradekit.grading.kept`)."""
     scorers, stagers = check_scorers(course, scorers), check_stagers(stagers)
     config = course.config()
     submitted, missing = students_of(course, lab)
@@ -173,23 +221,19 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
         runtime = course_runtime(course.root)  # the environment the notebooks run in (course.toml [runtime])
     except RuntimeMissing as missing:
         raise UsageError(f"{missing}; no grade was written") from None
-    if limits.threads is None and scheduler is None:  # each notebook its share of this machine's cores
-        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // workers))
+    processes = max(stagers, scorers) if submitted else 0  # nbgrader's passes, in their own processes
+    limits, sandbox_settings, key = plan_resources(config, release_nb, runtime, workers, limits, sandboxed, warm,
+                                                   processes, local=scheduler is None)
     sweep_leftovers()
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{lab}-"))  # 0700: submissions, hidden tests
-    (staging / OWNER_FILE).write_text(str(os.getpid()))
     bars = Progress(progress, len(submitted))
-    sandbox: Sandbox | None = None
-    steps: list[StepsWorker] = []
+    kept = kept_labs if kept_labs is not None and submitted and scheduler is None else None
+    resources = kept.take(lab, key) if kept is not None else None
+    finished = False
     try:
-        sandbox = Sandbox(staging / "runs", limits, sandboxed, warm_modules(release_nb) if release_nb else [],
-                          execute_settings(config), fork=warm, runtime=runtime)
-        (staging / "runs").mkdir()
+        resources = resources or LabResources.open(key, course, lab, sandbox_settings, processes)
+        staging, sandbox, steps = resources.staging, resources.sandbox, resources.steps
         if submitted and scheduler is None:
-            sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows
-        if submitted:  # nbgrader's passes, in their own processes: the first stagers also score
-            steps = [StepsWorker(course, lab, staging, f"nbgrader{n}" if n else "nbgrader")
-                     for n in range(max(stagers, scorers))]
+            sandbox.prepare()  # the zygote's imports (seconds) start now, beside what follows (kept: running)
         private_copy(course, staging / "gradebook-copy.db")  # sanitizing writes: never to the real gradebook
         with course.open_gradebook() as gradebook:
             tests = tests_digest(gradebook, lab)  # the ledger: the tests these grades are a function of
@@ -292,19 +336,20 @@ def grade_lab(course: Course, lab: str, workers: int, limits: Limits, sandboxed:
             status.tests_digest = tests
             if status.status in SCORED:  # the notebook ran, in this runtime
                 status.runtime = runtime.label
+        finished = True
         return GradeRun(lab, sandbox.sandboxed, [statuses[s] for s in sorted(statuses)], phases,
                         time.monotonic() - run_started, sorted(retried), runtime.label)
     finally:
         bars.close()
-        for worker in steps:
-            worker.close()
-        if sandbox is not None:
-            sandbox.close()
-        judges.stop_zygotes()
-        shutil.rmtree(staging, ignore_errors=True)
+        if kept is not None and finished:
+            kept.give_back(lab, resources)  # warm for the next run (`gradekit serve`)
+        else:
+            if resources is not None:
+                resources.close()
+            if kept is None:
+                judges.stop_zygotes()
 
 
-STAGING_PREFIX, OWNER_FILE = "gradekit-", "owner.pid"
 DECIDED_ALONE = "decided by a run alone (the first run timed out while other notebooks shared the machine)"
 # How a notebook ends when something outside it may have ended it: a kill signal, the kernel or its executor
 # gone. Its own doing (an exception, exceeding its memory or output, os._exit) reads otherwise.

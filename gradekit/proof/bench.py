@@ -107,18 +107,22 @@ def grade_once(base: Course, target: Path, labs: list[str], mode_args: list[str]
 
 
 def regrade_one(course: Course, labs: list[str], student: str, gradekit: bool,
-                workers: int | None) -> tuple[float, dict]:
+                workers: int | None, through_service: bool = False) -> tuple[float, dict]:
     """Seconds to grade one already-graded student again, every lab, from the command to the gradebook: what an
-    instructor waits for after fixing one submission. Returns (seconds, that student's scores)."""
+    instructor waits for after fixing one submission. Returns (seconds, that student's scores). A gradekit command
+    runs in its own process (`--no-serve`) unless `through_service`: then `gradekit serve` must run it."""
     started = time.monotonic()
     for lab in labs:
         if gradekit:
             command = [sys.executable, "-m", "gradekit", "grade", lab, "--course", str(course.root), "--student",
-                       student, *(["--workers", str(workers)] if workers else [])]
+                       student, *(["--workers", str(workers)] if workers else []),
+                       *([] if through_service else ["--no-serve"])]
         else:
             command = [sys.executable, "-m", "nbgrader", "autograde", lab, "--student", student, "--force",
                        "--log-level=WARN"]
-        subprocess.run(command, cwd=course.root, env=_grading_env(), capture_output=True)
+        done = subprocess.run(command, cwd=course.root, env=_grading_env(), capture_output=True, text=True)
+        if through_service and "runs this command, warm" not in done.stderr:
+            raise RuntimeError(f"gradekit serve did not run `grade {lab}`: {done.stderr.strip()[-300:]}")
     seconds = time.monotonic() - started
     return seconds, {key: value for key, value in scores(course, labs).items() if key[1] == student}
 
@@ -251,18 +255,47 @@ def compare(base: Course, out: Path, labs: list[str], modes: dict, repeats: int,
 
 
 def regrade(out: Path, labs: list[str], repeats: int, workers: int | None) -> bool:
-    """One student graded again in the classes graded above (every lab), by each grader; medians side by side."""
+    """One student graded again in the classes graded above (every lab, one command each), by plain nbgrader, by
+    `gradekit grade` in its own process and by `gradekit grade` handed to `gradekit serve` (warm); medians side by
+    side. The service is started (and warmed up) before, and stopped after, what is timed."""
     graded = {"gradekit": Course(out / "gradekit"), "nbgrader": Course(out / "nbgrader")}
     student = sorted(path.name for path in graded["gradekit"].submitted.iterdir())[0]
-    times: dict[str, list[float]] = {name: [] for name in graded}
+    times: dict[str, list[float]] = {"nbgrader": [], "gradekit": [], "gradekit served": []}
     results = {}
     for _ in range(repeats):
         for name, course in graded.items():
             seconds, results[name] = regrade_one(course, labs, student, name == "gradekit", workers)
             times[name].append(seconds)
+    served = graded["gradekit"]
+    warm_seconds = start_service(served, labs, workers)
+    try:
+        for _ in range(repeats):
+            seconds, results["gradekit served"] = regrade_one(served, labs, student, True, workers,
+                                                              through_service=True)
+            times["gradekit served"].append(seconds)
+    finally:
+        stop_service(served)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    same = results["gradekit"] == results["nbgrader"] and len(results["gradekit"]) == len(labs)
-    print(f"one-student regrade ({student}, {len(labs)} lab(s)): gradekit {medians['gradekit']:.1f} s, "
-          f"nbgrader {medians['nbgrader']:.1f} s, {medians['nbgrader'] / medians['gradekit']:.2f}x; "
+    same = all(result == results["nbgrader"] for result in results.values()) and len(results["nbgrader"]) == len(labs)
+    print(f"one-student regrade ({student}, {len(labs)} lab(s), one command each): "
+          f"nbgrader {medians['nbgrader']:.1f} s, "
+          f"gradekit {medians['gradekit']:.1f} s ({medians['nbgrader'] / medians['gradekit']:.2f}x), gradekit served "
+          f"warm by `gradekit serve` {medians['gradekit served']:.1f} s "
+          f"({medians['nbgrader'] / medians['gradekit served']:.2f}x; "
+          f"{medians['gradekit served'] / len(labs):.1f} s per lab, the service's warm-up {warm_seconds:.1f} s once); "
           f"{'scores identical' if same else 'SCORES DIFFER'}")
     return same
+
+
+def start_service(course: Course, labs: list[str], workers: int | None) -> float:
+    """`gradekit serve --detach` for `course`, warming up `labs`; the seconds until it was warm."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "gradekit", "serve", *labs, "--course", str(course.root), "--detach",
+                    *(["--workers", str(workers)] if workers else [])],
+                   cwd=course.root, env=_grading_env(), capture_output=True, check=True)
+    return time.monotonic() - started
+
+
+def stop_service(course: Course) -> None:
+    subprocess.run([sys.executable, "-m", "gradekit", "serve", "--stop", "--course", str(course.root)],
+                   capture_output=True, check=True)

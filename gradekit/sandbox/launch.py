@@ -46,6 +46,18 @@ class Sandbox:
             if self.fork and self._zygote is None:
                 self._zygote = Zygote(self.scratch, self.warm_modules, self.limits, self.runtime)
 
+    def ready(self) -> str | None:
+        """Once the zygote has imported the lab's modules: None, or why it cannot fork sandboxes (no zygote: None)."""
+        self.prepare()
+        zygote = self._zygote
+        return zygote.ready() if zygote is not None else None
+
+    @property
+    def zygote_pid(self) -> int | None:
+        """The running zygote's pid (None: none running)."""
+        zygote = self._zygote
+        return zygote.process.pid if zygote is not None and zygote.alive else None
+
     def start(self) -> RunningExecutor:
         self.prepare()
         with self._lock:
