@@ -95,6 +95,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def staging_folders(pid: int) -> list[Path]:
+    """The staging folders the process `pid` owns."""
+    return [p for p in Path(tempfile.gettempdir()).glob(f"gradekit-{LAB}-*")
+            if (p / "owner.pid").is_file() and (p / "owner.pid").read_text() == str(pid)]
+
+
 def status_entries(course) -> dict:
     entries = json.loads((course.root / "reports" / LAB / "status.json").read_text())["students"]
     return {entry["student"]: entry for entry in entries}
@@ -126,8 +132,7 @@ def test_a_served_regrade_is_warm_and_writes_what_a_run_of_its_own_writes(course
                     entry["tests_digest"]) == expected[student]
         assert (score(course, "ada"), score(course, "bob")) == (3.0, 0.0)
         # The kept staging folder holds the last run's files only: ada's copy went before bob's run.
-        staging, = [p for p in Path(tempfile.gettempdir()).glob(f"gradekit-{LAB}-*")
-                    if (p / "owner.pid").is_file() and (p / "owner.pid").read_text() == str(service.pid)]
+        staging, = staging_folders(service.pid)
         assert [p.name for p in (staging / "submitted").iterdir()] == ["bob"]
         assert len(list((staging / "runs").iterdir())) <= 4  # the last run's sandbox folders and logs
         after = ask(course.root, {"op": "status"})["labs"][LAB]
@@ -136,12 +141,19 @@ def test_a_served_regrade_is_warm_and_writes_what_a_run_of_its_own_writes(course
             (before["zygote"], before["nbgrader_workers"])
         shown = gradekit(course, "serve", "--status")
         assert shown.returncode == 0 and f"{LAB}: warm, 2 run(s)" in shown.stdout
+        # Other limits: the run opens its own zygote (never one made for other limits), and that one is kept.
+        for _ in range(2):
+            other = gradekit(course, "grade", LAB, "--student", "ada", "--timeout", "120")
+            assert other.returncode == 0 and SERVED in other.stderr and score(course, "ada") == 3.0
+        changed = ask(course.root, {"op": "status"})["labs"][LAB]
+        assert changed["runs"] == 2 and changed["zygote"] != after["zygote"] and not alive(after["zygote"])
+        after = changed
     finally:
         log = stop_service(course, service)
     assert "stopped (asked to stop)" in log
     assert not alive(after["zygote"]) and not any(map(alive, after["nbgrader_workers"]))
     assert not socket_path(course.root).exists()
-    assert not staging.exists()
+    assert not staging.exists() and not staging_folders(service.pid)
 
 
 def test_nothing_a_student_leaves_is_seen_by_the_next_in_a_warm_service(course):

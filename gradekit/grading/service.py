@@ -32,11 +32,12 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from gradekit.course.exits import EXIT_INTERRUPTED, UsageError, interrupts_as_keyboard_interrupt
+from gradekit.course.exits import EXIT_FAILED, EXIT_INTERRUPTED, UsageError, interrupts_as_keyboard_interrupt
 from gradekit.grading.kept import KeptLabs
 from gradekit.grading.service_client import MAX_MESSAGE, ask, socket_dir, socket_path
 
@@ -245,6 +246,11 @@ class Service:
             pass
         except SystemExit as exit_:  # argparse refusing the arguments
             code = exit_.code if isinstance(exit_.code, int) else 2
+        except Exception as error:  # noqa: BLE001 - a bug of ours costs this command, never the service
+            code = EXIT_FAILED
+            send(connection, {"stream": "err", "text": f"gradekit grade: internal error in the service "
+                                                       f"({type(error).__name__}); details in its log\n"}, lock)
+            traceback.print_exc(file=self.log)
         finally:
             done.set()
             self.running = ""

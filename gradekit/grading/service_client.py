@@ -97,10 +97,22 @@ def forward(argv: list[str]) -> int | None:
             return None
         connection.settimeout(None)  # a grading run takes as long as it takes; the service bounds it
         # Ctrl-C, SIGTERM or SIGHUP here stop the run there, as they would stop it here; its end is still relayed.
-        relay = {sig: signal.signal(sig, lambda *_: _interrupt(connection))
-                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        # A second one stops waiting for it.
+        asked: list[int] = []
+
+        def on_signal(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+            asked.append(signum)
+            if len(asked) > 1:
+                raise KeyboardInterrupt
+            _interrupt(connection)
+
+        relay = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             return _relay(connection)
+        except KeyboardInterrupt:
+            print("\ngradekit grade: stopped waiting; the service is stopping the run, and what it wrote is whole",
+                  file=sys.stderr)
+            return 130  # gradekit.course.exits.EXIT_INTERRUPTED
         finally:
             for sig, handler in relay.items():
                 signal.signal(sig, handler)
