@@ -28,26 +28,59 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-def _files(folder: Path) -> list[Path]:
-    """The regular files of a submission folder, as staging copies them (no symlinks, nothing special)."""
-    found = []
+# What of a submission folder is graded (staged), bounded: a folder placed by hand may hold a dataset or thousands of
+# files, and each sandbox gets a 512 MB disk. Notebooks come first, so that a large data file never pushes one out.
+MAX_STAGED_FILE_BYTES = 100 * 2**20  # as `collect` takes an entry (gradekit.intake.collect)
+MAX_STAGED_BYTES = 256 * 2**20  # half the sandbox's default disk: the notebook's own writes need the rest
+MAX_STAGED_FILES = 1000
+
+
+def _regular_files(folder: Path, notebooks: list[Path], others: list[Path], budget: list[int]) -> None:
+    """The regular files below `folder` (no symlinks, nothing special): every notebook, other files until one past
+    MAX_STAGED_FILES; the walk stops after `budget[0]` entries."""
     for entry in sorted(folder.iterdir()):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
         if entry.is_symlink():
             continue
         if entry.is_dir():
-            found += _files(entry)
-        elif entry.is_file():
-            found.append(entry)
-    return found
+            _regular_files(entry, notebooks, others, budget)
+        elif entry.is_file() and (entry.suffix == ".ipynb" or len(others) <= MAX_STAGED_FILES):
+            (notebooks if entry.suffix == ".ipynb" else others).append(entry)
+
+
+def staged_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The files of a submission folder that staging copies and grades (regular files, within the bounds above,
+    notebooks first), and one note per file left out, saying why."""
+    notebooks: list[Path] = []
+    others: list[Path] = []
+    _regular_files(folder, notebooks, others, [10 * MAX_STAGED_FILES])
+    found = notebooks + others
+    kept: list[Path] = []
+    left_out: list[str] = []
+    total = 0
+    for path in found:
+        name, size = path.relative_to(folder).as_posix(), path.stat().st_size
+        if len(kept) >= MAX_STAGED_FILES:
+            left_out.append(f"{name} (more than {MAX_STAGED_FILES} files)")
+        elif size > MAX_STAGED_FILE_BYTES:
+            left_out.append(f"{name} ({size / 2**20:.0f} MB: a file may have {MAX_STAGED_FILE_BYTES // 2**20} MB)")
+        elif total + size > MAX_STAGED_BYTES:
+            left_out.append(f"{name} ({size / 2**20:.0f} MB: the folder may have {MAX_STAGED_BYTES // 2**20} MB)")
+        else:
+            kept.append(path)
+            total += size
+    return kept, left_out
 
 
 def submission_digest(folder: Path) -> str:
-    """sha256 over every regular file of a submission folder (relative path, size, contents); "" when
-    there is no folder."""
+    """sha256 over every file of a submission folder that is graded (`staged_files`: relative path, size,
+    contents); "" when there is no folder."""
     if not folder.is_dir() or folder.is_symlink():
         return ""
     digest = hashlib.sha256()
-    for path in _files(folder):
+    for path in staged_files(folder)[0]:
         digest.update(f"{path.relative_to(folder).as_posix()}\0{path.stat().st_size}\0".encode())
         with path.open("rb") as stream:
             while chunk := stream.read(CHUNK):
@@ -74,7 +107,7 @@ def tests_digest(gradebook: Gradebook, lab: str) -> str:
 
 
 def _newest_mtime(folder: Path) -> float:
-    return max((path.stat().st_mtime for path in _files(folder)), default=0.0) if folder.is_dir() else 0.0
+    return max((path.stat().st_mtime for path in staged_files(folder)[0]), default=0.0) if folder.is_dir() else 0.0
 
 
 def why_outdated(entry: StudentStatus | None, current_input: str, current_tests: str,

@@ -15,7 +15,7 @@ from traitlets.config import Config
 from gradekit.course.cells import answer_sources, is_release_stub
 from gradekit.course.directory import Course
 from gradekit.course.gradebook import nbgrader_api
-from gradekit.course.ledger import submission_digest
+from gradekit.course.ledger import staged_files, submission_digest
 from gradekit.course.status import Status, StudentStatus
 from gradekit.staging.isolated import prepare_submission_bounded
 from gradekit.staging.repair import MAX_NOTEBOOK_BYTES, InvalidSubmission
@@ -31,16 +31,15 @@ def sanitize_api(config: Config, staging: Path) -> NbGraderAPI:
     return nbgrader_api(config)
 
 
-def _copy_regular_files(source: Path, target: Path) -> None:
-    """Copy a submission folder, skipping symlinks and anything that is not a file or folder."""
+def _copy_staged_files(source: Path, target: Path) -> list[str]:
+    """Copy what of a submission folder is graded (`staged_files`); the notes on what was left out."""
+    files, left_out = staged_files(source)
     target.mkdir(parents=True, exist_ok=True)
-    for entry in source.iterdir():
-        if entry.is_symlink():
-            continue
-        if entry.is_dir():
-            _copy_regular_files(entry, target / entry.name)
-        elif entry.is_file():
-            shutil.copyfile(entry, target / entry.name)
+    for path in files:
+        copy = target / path.relative_to(source)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+    return left_out
 
 
 def stage(course: Course, lab: str, student: str, staging: Path,
@@ -48,7 +47,10 @@ def stage(course: Course, lab: str, student: str, staging: Path,
     """Copy and repair one submission into staging/submitted; Status.INVALID status if it cannot be graded."""
     status = StudentStatus(student, Status.GRADED)
     target = staging / "submitted" / student / lab
-    _copy_regular_files(course.submitted / student / lab, target)
+    left_out = _copy_staged_files(course.submitted / student / lab, target)
+    if left_out:  # a dataset handed in beside the notebook: graded without it, and said
+        status.repairs.append(f"left out of grading: {', '.join(left_out[:5])}"
+                              + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""))
     status.input_digest = submission_digest(target)  # the ledger: exactly what is graded, whatever collect does now
     notebook = target / f"{course.notebook_name(lab)}.ipynb"
     candidates = sorted(p for p in target.glob("*.ipynb") if p.is_file())
@@ -86,13 +88,15 @@ def choose_notebook(candidates: list[Path], canonical: Path,
     if len(candidates) == 1:
         return candidates[0], ""
     release = answer_sources(nbformat.writes(release_nb).encode()) if release_nb is not None else None
+    edited = {}
+    for path in candidates:  # read no more of a file than a notebook may have
+        with path.open("rb") as stream:
+            edited[path] = not is_release_stub(stream.read(MAX_NOTEBOOK_BYTES + 1), release or {})
 
-    def edited(path: Path) -> bool:
-        return not is_release_stub(path.read_bytes()[:MAX_NOTEBOOK_BYTES], release or {})
-
-    ranked = sorted(candidates, key=lambda p: (edited(p), p == canonical, p.stat().st_mtime), reverse=True)
+    ranked = sorted(candidates, key=lambda p: (edited[p], p == canonical, p.stat().st_mtime), reverse=True)
     chosen = ranked[0]
-    reason = ("the others are unchanged copies of the release" if edited(chosen) and not any(map(edited, ranked[1:]))
+    others_edited = any(edited[path] for path in ranked[1:])
+    reason = ("the others are unchanged copies of the release" if edited[chosen] and not others_edited
               else "named for the lab" if chosen == canonical else "the latest")
     return chosen, f"chosen from {len(candidates)} notebooks: {reason}"
 
