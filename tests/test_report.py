@@ -8,6 +8,7 @@ import html
 import json
 import re
 import statistics
+import types
 from html.parser import HTMLParser
 
 import pytest
@@ -315,3 +316,16 @@ def test_the_similarity_page_is_linked_when_gradekit_similarity_wrote_it():
     assert 'href="lab1/similarity.html"' in render_index(["s1"], {"lab1": summary})
     summary.similarity = False
     assert "similarity.html" not in render_index(["s1"], {"lab1": summary})
+
+
+@pytest.mark.parametrize(("max_score", "scores", "expected"), [
+    (20, [20.0, 19.0, 19.0], {19: 2, 20: 1}),  # a point per bar: full marks apart from one below
+    (3, [3.0, 2.0, 0.0], {0: 1, 2: 1, 3: 1}),
+    (45, [45.0, 44.0, 40.0], {40: 1, 44: 2}),  # two points per bar: 44 and 45 share one, as 40 and 41 would
+])
+def test_the_score_histogram_bars_count_each_score_once_and_full_marks_apart(max_score, scores, expected):
+    summary = types.SimpleNamespace(lab="lab1", max_score=max_score,
+                                    scores={f"s{i}": score for i, score in enumerate(scores)})
+    figure = histogram_figure(summary)
+    bars = {round(patch.get_x()): int(patch.get_height()) for patch in figure.axes[0].patches if patch.get_height()}
+    assert bars == expected and sum(bars.values()) == len(scores)

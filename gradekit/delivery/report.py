@@ -297,8 +297,10 @@ def histogram_figure(summary: LabSummary):
 
     figure, axes = plt.subplots(figsize=(5, 2.8))
     values = list(summary.scores.values())
-    axes.hist(values, bins=histogram_edges(summary.max_score, max(values, default=0)), color="#4c72b0",
-              edgecolor="white")
+    # +1, as `point_bins`: the maximum gets a bar of its own (matplotlib's last bin is closed, [low, high], so
+    # edges ending at the maximum put it with the point below).
+    edges = histogram_edges(summary.max_score + 1, max(values, default=0) + 1)
+    axes.hist(values, bins=edges, color="#4c72b0", edgecolor="white")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # points and students are whole numbers
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(f"score (out of {summary.max_score:g})")
