@@ -24,6 +24,7 @@ from hostile.tiny_course import LAB, TESTS, build_tiny_course, submit_source
 from gradekit.course.exits import UsageError
 from gradekit.grading.service import private_socket_dir
 from gradekit.grading.service_client import ask, socket_dir, socket_path
+from gradekit.sandbox.limits import pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("service")]
 HONEST = "def double(x):\n    return 2 * x\n"
@@ -88,13 +89,6 @@ def stop_service(course, process: subprocess.Popen) -> str:
     return process.stdout.read()
 
 
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def staging_folders(pid: int) -> list[Path]:
     """The staging folders the process `pid` owns."""
     return [p for p in Path(tempfile.gettempdir()).glob(f"gradekit-{LAB}-*")
@@ -122,7 +116,7 @@ def test_a_served_regrade_is_warm_and_writes_what_a_run_of_its_own_writes(course
     service = start_service(course, LAB)
     try:
         before = ask(course.root, {"op": "status"})["labs"][LAB]
-        assert before["runs"] == 0 and alive(before["zygote"]) and all(map(alive, before["nbgrader_workers"]))
+        assert before["runs"] == 0 and pid_alive(before["zygote"]) and all(map(pid_alive, before["nbgrader_workers"]))
         for student in ("ada", "bob"):
             served = gradekit(course, "grade", LAB, "--student", student)
             assert served.returncode == 0 and SERVED in served.stderr, served.stderr
@@ -146,12 +140,12 @@ def test_a_served_regrade_is_warm_and_writes_what_a_run_of_its_own_writes(course
             other = gradekit(course, "grade", LAB, "--student", "ada", "--timeout", "120")
             assert other.returncode == 0 and SERVED in other.stderr and score(course, "ada") == 3.0
         changed = ask(course.root, {"op": "status"})["labs"][LAB]
-        assert changed["runs"] == 2 and changed["zygote"] != after["zygote"] and not alive(after["zygote"])
+        assert changed["runs"] == 2 and changed["zygote"] != after["zygote"] and not pid_alive(after["zygote"])
         after = changed
     finally:
         log = stop_service(course, service)
     assert "stopped (asked to stop)" in log
-    assert not alive(after["zygote"]) and not any(map(alive, after["nbgrader_workers"]))
+    assert not pid_alive(after["zygote"]) and not any(map(pid_alive, after["nbgrader_workers"]))
     assert not socket_path(course.root).exists()
     assert not staging.exists() and not staging_folders(service.pid)
 
@@ -219,7 +213,7 @@ def test_idle_timeout_a_killed_service_and_its_socket(course):
     service = start_service(course, LAB, idle_minutes=0.05)
     kept = ask(course.root, {"op": "status"})["labs"][LAB]
     assert service.wait(timeout=60) == 0 and "no command for 0.05 min" in service.stdout.read()
-    assert not socket_path(course.root).exists() and not alive(kept["zygote"])
+    assert not socket_path(course.root).exists() and not pid_alive(kept["zygote"])
     # A service killed outright leaves its socket; a command then runs in its own process, and serve starts again.
     service = start_service(course, LAB)
     kept = ask(course.root, {"op": "status"})["labs"][LAB]
@@ -228,16 +222,16 @@ def test_idle_timeout_a_killed_service_and_its_socket(course):
     assert socket_path(course.root).exists()
     for pid in (kept["zygote"], *kept["nbgrader_workers"]):  # its processes follow it (socket or pipe closed)
         deadline = time.monotonic() + 30
-        while alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not alive(pid)
+        assert not pid_alive(pid)
     local = gradekit(course, "grade", LAB, "--student", "bob")
     assert local.returncode == 0 and SERVED not in local.stderr and score(course, "bob") == 0.0
     assert gradekit(course, "serve", "--status").returncode == 1
     detached = gradekit(course, "serve", LAB, "--detach")
     assert detached.returncode == 0 and "keeps" in detached.stdout, detached.stderr
     pid = ask(course.root, {"op": "status"})["pid"]
-    assert gradekit(course, "serve", "--stop").returncode == 0 and not alive(pid)
+    assert gradekit(course, "serve", "--stop").returncode == 0 and not pid_alive(pid)
     assert "nothing to stop" in gradekit(course, "serve", "--stop").stdout
 
 

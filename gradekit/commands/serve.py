@@ -20,6 +20,7 @@ from gradekit.grading.kept import KeptLabs
 from gradekit.grading.run import default_workers, warm_up
 from gradekit.grading.service import Service
 from gradekit.grading.service_client import ask
+from gradekit.sandbox.limits import pid_alive
 from gradekit.sandbox.settings import Limits
 
 READY_SECONDS = 600.0  # `--detach` waits this long for the warm-up (three labs: ~30 s on a busy 2-core machine)
@@ -120,18 +121,10 @@ def _stop(course: Course) -> int:
     if answer.get("running"):
         print(f"gradekit serve (pid {pid}) stops after the command it runs: {terminal_safe(answer['running'], 200)}")
     deadline = time.monotonic() + 3600
-    while pid and _alive(pid) and time.monotonic() < deadline:
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     print(f"gradekit serve (pid {pid}) stopped; every kept process with it")
     return EXIT_OK
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (an exited process its parent has not reaped yet does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _detach(course: Course, labs: list[str], args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from gradekit.sandbox.launch import Sandbox
 
 STAGING_PREFIX, OWNER_FILE = "gradekit-", "owner.pid"
 SPOOL = "runs"  # the sandboxes' spool in the staging folder: the zygote's view, kept with it
-KEPT_FILES = {OWNER_FILE, SPOOL, "zygote.log"}  # the rest of a staging folder is one run's
+KEPT_FILES = {OWNER_FILE, SPOOL}  # with the logs (nbgrader*.log, zygote.log); the rest of a staging folder is one run's
 
 
 @dataclass

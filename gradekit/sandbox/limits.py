@@ -436,13 +436,17 @@ def unmount_workdir(path: Path) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether `pid` still runs: a process that has exited but whose parent has not reaped it yet does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the signal check above is all there is
 
 
 def sweep_stale_groups() -> int:
